@@ -1,0 +1,55 @@
+# The two commands a learner or a maintainer needs: `make lab` and `make test`.
+# Both create .venv with python3 and install everything into it first.
+
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+NBVAL_FLAGS := --nbval --nbval-current-env --nbval-cell-timeout=60 \
+	--nbval-sanitize-with notebooks/sanitize.cfg -p no:cacheprovider
+
+.PHONY: lab test lint test-package test-notebooks test-browser test-unprivileged \
+	notebooks-check notebooks-run binder-check bench clean
+
+$(STAMP): requirements.txt pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -r requirements.txt
+	$(BIN)/python -m pip install --quiet --no-deps --editable .
+	touch $(STAMP)
+
+lab: $(STAMP)
+	$(BIN)/jupyter lab --ip=127.0.0.1 --notebook-dir=notebooks
+
+test: lint notebooks-check test-package test-notebooks test-browser
+
+lint: $(STAMP)
+	$(BIN)/ruff check handshake_lab tests benchmarks tools notebooks
+
+notebooks-check: $(STAMP)
+	$(BIN)/python tools/notebooks.py check
+
+test-package: $(STAMP)
+	$(BIN)/python -m pytest -m "not browser" tests
+
+test-notebooks: $(STAMP)
+	$(BIN)/python -m pytest $(NBVAL_FLAGS) notebooks
+
+test-browser: $(STAMP)
+	$(BIN)/python -m pytest -m browser -rs tests
+
+# Re-runs the kernel tests and the notebooks as an unprivileged user (what Binder learners are).
+test-unprivileged: $(STAMP)
+	bash tools/run_unprivileged.sh
+
+notebooks-run: $(STAMP)
+	$(BIN)/python tools/notebooks.py run
+
+binder-check: $(STAMP)
+	bash tools/binder_check.sh
+
+bench: $(STAMP)
+	$(BIN)/python benchmarks/run_all.py
+
+clean:
+	rm -rf $(VENV) .pytest_cache .ruff_cache

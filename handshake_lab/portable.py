@@ -1,0 +1,82 @@
+"""TCP states on macOS and Windows, through psutil, where it can give them.
+
+These platforms have no /proc/net/tcp and no Linux TCP_INFO. psutil lists the system's
+TCP connections with their states; what it cannot tell (the accept queue, connections
+that belong to no process on some platforms) is reported as an error, never made up.
+"""
+
+from __future__ import annotations
+
+import socket
+import sys
+
+from .states import TcpState
+
+_PSUTIL_STATES = {
+    "ESTABLISHED": TcpState.ESTABLISHED,
+    "SYN_SENT": TcpState.SYN_SENT,
+    "SYN_RECV": TcpState.SYN_RECEIVED,
+    "FIN_WAIT1": TcpState.FIN_WAIT_1,
+    "FIN_WAIT2": TcpState.FIN_WAIT_2,
+    "TIME_WAIT": TcpState.TIME_WAIT,
+    "CLOSE": TcpState.CLOSED,
+    "CLOSE_WAIT": TcpState.CLOSE_WAIT,
+    "LAST_ACK": TcpState.LAST_ACK,
+    "LISTEN": TcpState.LISTEN,
+    "CLOSING": TcpState.CLOSING,
+}
+
+
+class PlatformCannotShow(RuntimeError):
+    """This platform cannot show what was asked; the message says what to use instead."""
+
+
+def _psutil():
+    try:
+        import psutil
+    except ImportError:
+        raise PlatformCannotShow(
+            f"{sys.platform} has no /proc/net/tcp: install psutil (pip install psutil) to read "
+            "TCP states here, or open the course on Linux or Binder for the full view"
+        ) from None
+    return psutil
+
+
+def _connections():
+    try:
+        return _psutil().net_connections(kind="tcp")
+    except Exception as error:  # psutil.AccessDenied on macOS without privileges
+        raise PlatformCannotShow(
+            f"{sys.platform} would not list TCP connections to this user ({error}); "
+            "open the course on Linux or Binder to see kernel states"
+        ) from None
+
+
+def tcp_sockets_from_psutil(port: int | None = None):
+    """Rows like procnet.TcpSocketRow built from psutil (queues, timers and inodes unknown: 0)."""
+    from .procnet import TcpSocketRow
+
+    rows = []
+    for conn in _connections():
+        local = tuple(conn.laddr) if conn.laddr else ("", 0)
+        remote = tuple(conn.raddr) if conn.raddr else ("", 0)
+        if port is not None and port not in (local[1], remote[1]):
+            continue
+        state = _PSUTIL_STATES.get(conn.status)
+        if state is None:
+            continue  # psutil's NONE: not a TCP state
+        rows.append(TcpSocketRow(local, remote, state, 0, 0, "none", 0, -1, 0))
+    return rows
+
+
+def socket_state_from_psutil(sock: socket.socket) -> TcpState:
+    """The state of a socket we hold, found in psutil's list by its addresses."""
+    local = sock.getsockname()[:2]
+    try:
+        remote = sock.getpeername()[:2]
+    except OSError:
+        remote = None
+    for row in tcp_sockets_from_psutil(local[1]):
+        if row.local[1] == local[1] and (remote is None or row.remote[1] == remote[1]):
+            return row.state
+    raise PlatformCannotShow(f"psutil does not list the socket at {local}: its state is unknown")

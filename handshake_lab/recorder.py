@@ -1,0 +1,314 @@
+"""Record socket calls and the kernel states of the lab's sockets as one ordered timeline.
+
+`with Recorder() as recorder:` makes it the active recorder: the helpers in loopback.py
+report every call they make to it (call, return or error, with the actor and a monotonic
+time in nanoseconds) and register the sockets they open. A sampler thread then asks the
+kernel for the state of each registered connection about every millisecond, only while
+recording, and records each change. Rules:
+
+- States come from the kernel: TCP_INFO for a socket we hold, an exact NETLINK_SOCK_DIAG
+  lookup by addresses for one we do not (not yet accepted, or already closed). Neither
+  cost grows with unrelated sockets on the machine; /proc/net/tcp is the fallback.
+- A connection that reached TIME_WAIT or left the kernel is no longer polled: TIME_WAIT
+  lasts 60 s on Linux, longer than any recording here.
+- The lane of the server's side of a connection exists from the moment the client's
+  connect() starts, because the kernel builds that side before any accept().
+"""
+
+from __future__ import annotations
+
+import socket
+import threading
+import time
+
+from . import tcpinfo
+from .sockdiag import SockDiag
+from .states import TcpState
+from .timeline import CALL, ERROR, RETURN, STATE, Event, Recording
+from .timeouts import SAMPLE_INTERVAL, THREAD_JOIN_TIMEOUT
+
+_active_lock = threading.Lock()
+_active: Recorder | None = None
+
+_FINAL_STATES = (TcpState.TIME_WAIT, TcpState.CLOSED)
+
+
+def active_recorder() -> Recorder | None:
+    """The Recorder currently recording, if any."""
+    return _active
+
+
+class _Lane:
+    """One socket on the timeline and how to ask the kernel about it."""
+
+    __slots__ = ("name", "role", "sock", "local", "remote", "state", "detail", "accepted",
+                 "done", "peer_added", "peer", "request")
+
+    def __init__(self, name: str, role: str, sock: socket.socket | None,
+                 local=None, remote=None) -> None:
+        self.name, self.role, self.sock = name, role, sock
+        self.local, self.remote = local, remote
+        self.state: TcpState | None = None
+        self.detail = ""
+        self.accepted = role != "server"
+        self.done = False
+        self.peer_added = False
+        self.peer: _Lane | None = None  # for the server's side: the client's lane
+        self.request: bytes | None = None  # the sock_diag request for its addresses
+
+
+class Recorder:
+    """A context manager that records calls and kernel states; see the module docstring."""
+
+    def __init__(self, *, interval: float = SAMPLE_INTERVAL) -> None:
+        if not isinstance(interval, (int, float)) or interval <= 0:
+            raise ValueError(f"interval must be a positive number of seconds, got {interval!r}")
+        self.interval = float(interval)
+        # Plain tuples, appended without a lock (list.append is atomic): recording a call
+        # must cost next to nothing next to the call itself.
+        self._events: list[tuple] = []
+        self._lanes: list[_Lane] = []
+        self._live_lanes: list[_Lane] = []
+        self._lane_of_socket: dict[int, _Lane] = {}
+        self._server_lanes: dict[tuple, _Lane] = {}
+        self._counts: dict[str, int] = {}
+        self._lock = threading.RLock()  # guards the lane lists
+        self._sample_lock = threading.Lock()  # one sampling pass at a time
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._diag: SockDiag | None = None
+        self._sampler_error: BaseException | None = None
+        self._start_ns = self._end_ns = 0
+        self._finished = False
+        self._interval_ns = int(self.interval * 1e9)
+        self._last_sample_ns = 0
+
+    # -- lifetime -------------------------------------------------------------------
+    def __enter__(self) -> Recorder:
+        global _active
+        if self._finished or self._thread is not None:
+            raise RuntimeError("this Recorder has already recorded: make a new Recorder()")
+        with _active_lock:
+            if _active is not None:
+                raise RuntimeError("another Recorder is already recording: leave its "
+                                   "with-block first (one recording at a time)")
+            _active = self
+        try:
+            self._diag = SockDiag() if hasattr(socket, "AF_NETLINK") else None
+        except OSError:
+            self._diag = None  # falls back to /proc/net/tcp
+        self._start_ns = time.monotonic_ns()
+        self._thread = threading.Thread(target=self._run, name="handshake-lab-recorder",
+                                        daemon=True)
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.stop()
+
+    def stop(self) -> Recording:
+        """Stop sampling (idempotent) and return the recording."""
+        global _active
+        if not self._finished and self._thread is not None:
+            self._finished = True
+            self._stop.set()
+            self._thread.join(THREAD_JOIN_TIMEOUT)
+            try:
+                if self._thread.is_alive():
+                    raise RuntimeError("the recorder's sampler thread did not stop in "
+                                       f"{THREAD_JOIN_TIMEOUT} s")
+                if self._sampler_error is None:
+                    self.sample()
+            finally:
+                self._end_ns = time.monotonic_ns()
+                if self._diag is not None:
+                    self._diag.close()
+                with _active_lock:
+                    if _active is self:
+                        _active = None
+            if self._sampler_error is not None:
+                raise RuntimeError("the recorder's sampler failed") from self._sampler_error
+        return self.recording
+
+    @property
+    def recording(self) -> Recording:
+        """What has been recorded so far (the whole of it once stopped)."""
+        end_ns = self._end_ns or time.monotonic_ns()
+        events = [Event(*fields) for fields in list(self._events)]
+        return Recording.from_events(events, self._start_ns, end_ns)
+
+    def _run(self) -> None:
+        try:
+            while not self._stop.wait(self.interval):
+                self.sample_if_due()
+        except BaseException as error:  # handed to the caller in stop()
+            self._sampler_error = error
+
+    # -- what the helpers report ----------------------------------------------------
+    def _record(self, kind: str, lane: str, name: str, actor: str, detail: str = "") -> None:
+        self._events.append((time.monotonic_ns(), kind, lane, name, actor, detail))
+
+    def call(self, actor: str, lane: str, name: str) -> None:
+        self._events.append((time.monotonic_ns(), CALL, lane, name, actor, ""))
+
+    def returned(self, actor: str, lane: str, name: str, detail: str = "") -> None:
+        now = time.monotonic_ns()
+        self._events.append((now, RETURN, lane, name, actor, detail))
+        if now - self._last_sample_ns >= self._interval_ns:
+            self.sample_if_due()
+
+    def failed(self, actor: str, lane: str, name: str, error: BaseException) -> None:
+        self._record(ERROR, lane, name, actor, f"{type(error).__name__}: {error}")
+        self.sample_if_due()
+
+    def _new_lane(self, role: str, sock, local=None, remote=None, name=None) -> _Lane:
+        with self._lock:
+            if name is None:
+                count = self._counts[role] = self._counts.get(role, 0) + 1
+                name = role if count == 1 and role != "server" else f"{role} {count}"
+            lane = _Lane(name, role, sock, local, remote)
+            self._lanes.append(lane)
+            self._live_lanes.append(lane)
+            if role == "server":
+                self._server_lanes[(local, remote)] = lane
+            if sock is not None:
+                self._lane_of_socket[id(sock)] = lane
+            return lane
+
+    def lane_of(self, sock: socket.socket) -> str | None:
+        lane = self._lane_of_socket.get(id(sock))
+        return lane.name if lane is not None else None
+
+    def track(self, sock: socket.socket, role: str, remote=None) -> str:
+        """The lane of `sock`, registered on first sight; role is 'listener' or 'client'.
+
+        A client's `remote` is where it connects to: the server's side of the connection
+        gets a lane of its own once the client's port is known (see client_port_known).
+        """
+        lane = self._lane_of_socket.get(id(sock))
+        if lane is None:
+            lane = self._new_lane(role, sock, remote=remote)
+        return lane.name
+
+    def client_port_known(self, sock: socket.socket, local) -> None:
+        """The client's connect() has started and has this local address."""
+        lane = self._lane_of_socket.get(id(sock))
+        if lane is not None and not lane.peer_added and lane.remote is not None:
+            self._add_server_side(lane, tuple(local[:2]))
+
+    def track_accepted(self, sock: socket.socket, local, remote) -> str:
+        """Register a socket accept() returned: it continues the lane of the server's side."""
+        local, remote = tuple(local[:2]), tuple(remote[:2])
+        with self._lock:
+            lane = self._server_lanes.get((local, remote))
+            if lane is None:
+                lane = self._new_lane("server", sock, local, remote)
+            lane.sock, lane.accepted = sock, True
+            self._lane_of_socket[id(sock)] = lane
+        return lane.name
+
+    def _add_server_side(self, lane: _Lane, local) -> None:
+        """The kernel builds the server's side of a connection before any accept(): track it."""
+        lane.local, lane.peer_added = local, True
+        number = lane.name.rsplit(" ", 1)[-1] if " " in lane.name else "1"
+        peer = self._new_lane("server", None, lane.remote, local, name=f"server {number}")
+        peer.peer = lane
+
+    def _resolve_local(self, lane: _Lane) -> None:
+        """For a client blocked in connect(): read its port from the kernel."""
+        if lane.sock is None or lane.sock.fileno() < 0 or lane.remote is None:
+            return
+        local = lane.sock.getsockname()[:2]
+        if local[1] != 0:
+            self._add_server_side(lane, local)
+
+    # -- sampling -------------------------------------------------------------------
+    def sample_if_due(self) -> None:
+        """Sample unless a sample was taken less than one interval ago.
+
+        The thread that made a socket call samples right after it, so a busy benchmark
+        loop does not fight the sampler thread for the GIL; the sampler thread covers
+        the time when no call is being made (a blocked accept(), a FIN_WAIT1 passing).
+        """
+        if time.monotonic_ns() - self._last_sample_ns >= self._interval_ns:
+            if self._sample_lock.acquire(blocking=False):
+                try:
+                    self._sample_unlocked()
+                finally:
+                    self._sample_lock.release()
+
+    def sample(self) -> None:
+        """Ask the kernel for the state of every lane still alive; record the changes."""
+        with self._sample_lock:
+            self._sample_unlocked()
+
+    def _sample_unlocked(self) -> None:
+        with self._lock:
+            lanes = list(self._live_lanes)
+        by_address = []
+        retired = False
+        for lane in lanes:
+            if lane.role == "client" and not lane.peer_added:
+                self._resolve_local(lane)
+            sock = lane.sock
+            if sock is not None and sock.fileno() >= 0:
+                state, queue = tcpinfo.state_and_queue(sock)
+                detail = f"queue {queue.length}/{queue.maximum}" if state is TcpState.LISTEN else ""
+                retired |= self._observe(lane, state, detail)
+            elif lane.role == "listener":
+                retired |= self._observe(lane, TcpState.CLOSED, "")
+            elif lane.local is not None:
+                by_address.append(lane)
+        for lane, result in zip(by_address, self._lookup_many(by_address)):
+            if result is None:
+                retired |= self._observe(lane, None, "")
+            else:
+                retired |= self._observe(lane, result[0], "" if lane.accepted else "not accepted")
+        if retired:
+            with self._lock:
+                self._live_lanes = [lane for lane in self._live_lanes if not lane.done]
+        self._last_sample_ns = time.monotonic_ns()
+
+    def _observe(self, lane: _Lane, state: TcpState | None, detail: str) -> bool:
+        """Record a lane's state if it changed; True when the lane can no longer change."""
+        if state is None:
+            if lane.state is None:
+                # Not in the kernel yet (a dropped SYN leaves no server side), or it came and
+                # went between two samples: stop asking once no socket can bring it back.
+                lane.done = self._closed(lane) and (lane.peer is None or self._closed(lane.peer))
+                return lane.done
+            state, detail = TcpState.CLOSED, "gone from the kernel"
+        if state is not lane.state or detail != lane.detail:
+            lane.state, lane.detail = state, detail
+            self._events.append((time.monotonic_ns(), STATE, lane.name, state.linux_name,
+                                 "kernel", detail))
+        if state in _FINAL_STATES:
+            lane.done = True
+        return lane.done
+
+    @staticmethod
+    def _closed(lane: _Lane) -> bool:
+        return lane.sock is None or lane.sock.fileno() < 0
+
+    def _lookup_many(self, lanes: list[_Lane]):
+        if not lanes:
+            return []
+        if self._diag is not None:
+            for lane in lanes:
+                if lane.request is None:
+                    lane.request = self._diag.request(lane.local, lane.remote)
+            return self._diag.lookup_requests([(lane.request, lane.remote[1]) for lane in lanes])
+        from .procnet import find_rows, read_tcp_table
+
+        results = []
+        for local, remote in ((lane.local, lane.remote) for lane in lanes):
+            rows = find_rows(read_tcp_table(local[1]), local, remote)
+            results.append((rows[0].state, rows[0].inode) if rows else None)
+        return results
+
+    # -- a snapshot for the stepper ------------------------------------------------
+    def lane_states(self) -> list[tuple[str, TcpState | None, str, bool]]:
+        """(lane, state, detail, accepted) for every lane, after sampling once now."""
+        self.sample()
+        with self._lock:
+            return [(lane.name, lane.state, lane.detail, lane.accepted) for lane in self._lanes]

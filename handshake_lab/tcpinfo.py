@@ -1,0 +1,80 @@
+"""The kernel's view of one socket you hold, from getsockopt(TCP_INFO), without privileges.
+
+struct tcp_info (include/uapi/linux/tcp.h) begins with eight bytes (tcpi_state first) and
+then 32-bit fields: rto, ato, snd_mss, rcv_mss, unacked, sacked, ... On a LISTEN socket
+the kernel reuses unacked for the accept-queue length and sacked for its maximum.
+Linux only; other platforms go through portable.py (psutil) or say what they cannot show.
+"""
+
+from __future__ import annotations
+
+import socket
+import struct
+import sys
+from typing import NamedTuple
+
+from .states import TcpState
+
+_TCP_INFO_HEAD = struct.Struct("8B24I")
+_UNACKED, _SACKED, _RETRANSMITS = 12, 13, 2
+
+
+class AcceptQueue(NamedTuple):
+    """Connections finished by the kernel and waiting for accept(), and the most it holds."""
+
+    length: int
+    maximum: int
+
+
+def _tcp_info(sock: socket.socket) -> tuple[int, ...]:
+    if not isinstance(sock, socket.socket):
+        raise TypeError(f"expected a socket.socket, got {type(sock).__name__}")
+    if sock.fileno() < 0:
+        raise ValueError("this socket is closed: the kernel state of a closed socket can only be "
+                         "found by its addresses (see handshake_lab.tcp_sockets)")
+    if sock.type != socket.SOCK_STREAM:
+        raise ValueError("TCP_INFO is for TCP sockets: create the socket with SOCK_STREAM")
+    raw = sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_INFO, _TCP_INFO_HEAD.size)
+    return _TCP_INFO_HEAD.unpack(raw.ljust(_TCP_INFO_HEAD.size, b"\0"))
+
+
+def has_tcp_info() -> bool:
+    """True where getsockopt(TCP_INFO) gives Linux's struct tcp_info."""
+    return sys.platform.startswith("linux") and hasattr(socket, "TCP_INFO")
+
+
+def socket_state(sock: socket.socket) -> TcpState:
+    """The TCP state of `sock` as the kernel sees it right now.
+
+    A socket that was created but never connected or listened is CLOSED.
+    """
+    if not has_tcp_info():
+        from .portable import socket_state_from_psutil
+
+        return socket_state_from_psutil(sock)
+    return TcpState.from_code(_tcp_info(sock)[0])
+
+
+def state_and_queue(sock: socket.socket) -> tuple[TcpState, AcceptQueue]:
+    """The state and, for a listener, the accept queue, in one getsockopt (for the recorder)."""
+    info = _tcp_info(sock)
+    return TcpState.from_code(info[0]), AcceptQueue(info[_UNACKED], info[_SACKED])
+
+
+def syn_retransmits(sock: socket.socket) -> int:
+    """How many times the kernel has retransmitted this socket's unanswered segment (its SYN)."""
+    return _tcp_info(sock)[_RETRANSMITS]
+
+
+def accept_queue(listener: socket.socket) -> AcceptQueue:
+    """(length, maximum) of a listening socket's accept queue."""
+    if not has_tcp_info():
+        raise NotImplementedError(
+            f"{sys.platform} does not expose the accept queue to Python; the course shows it on Linux"
+        )
+    info = _tcp_info(listener)
+    state = TcpState.from_code(info[0])
+    if state is not TcpState.LISTEN:
+        raise ValueError(f"accept_queue() needs a listening socket, this one is {state}: "
+                         "call listen() first")
+    return AcceptQueue(length=info[_UNACKED], maximum=info[_SACKED])

@@ -1,0 +1,76 @@
+"""Fixtures for the real-browser tests: one JupyterLab per session, one fresh Chromium per test.
+
+The tests here carry @pytest.mark.browser (`make test-browser`); they are skipped with a plain
+reason when Debian's Chromium is not installed. JupyterLab serves a temporary copy of the
+repository's notebooks/ so that notebooks saved by the browser never dirty the repository.
+Screenshots and the saved notebooks land in test-artifacts/ (gitignored) for a human to look at.
+
+HANDSHAKE_LAB_BROWSER_NOTEBOOKS may name another notebooks folder (used to check these tests
+against scratch notebooks that follow the same widget contract).
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).parent))
+
+import lab_driver  # noqa: E402  (this folder is not a package)
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+ARTIFACTS_DIR = REPO_ROOT / "test-artifacts"
+
+
+def pytest_collection_modifyitems(config, items):
+    if lab_driver.find_chromium() is not None:
+        return
+    skip = pytest.mark.skip(reason=lab_driver.CHROMIUM_MISSING)
+    for item in items:
+        if "browser" in item.keywords:
+            item.add_marker(skip)
+
+
+@pytest.fixture(scope="session")
+def notebooks_dir() -> Path:
+    override = os.environ.get("HANDSHAKE_LAB_BROWSER_NOTEBOOKS")
+    return Path(override).resolve() if override else REPO_ROOT / "notebooks"
+
+
+@pytest.fixture(scope="session")
+def jupyterlab(notebooks_dir, tmp_path_factory):
+    """A JupyterLab on 127.0.0.1 over a temp copy of notebooks/; always stopped afterwards."""
+    if lab_driver.find_chromium() is None:
+        pytest.skip(lab_driver.CHROMIUM_MISSING)
+    with lab_driver.JupyterLab(notebooks_dir, tmp_path_factory.mktemp("jupyterlab")) as lab:
+        print(f"\nJupyterLab ready in {lab.start_seconds:.1f} s on port {lab.port}")
+        yield lab
+
+
+@pytest.fixture
+def lab_page(jupyterlab, request):
+    """A page in a new headless Chromium (empty profile), closed even when the test fails."""
+    started = time.monotonic()
+    with lab_driver.chromium_page(
+        jupyterlab, ARTIFACTS_DIR / "screenshots", request.node.name
+    ) as page:
+        yield page
+    print(f"\n{request.node.name}: browser part took {time.monotonic() - started:.1f} s")
+
+
+@pytest.fixture
+def saved_notebooks_dir() -> Path:
+    """Where the notebooks saved by the browser are copied for a human to look at."""
+    return ARTIFACTS_DIR / "saved-notebooks"
+
+
+@pytest.fixture
+def sanitize_file(notebooks_dir) -> Path:
+    path = notebooks_dir / "sanitize.cfg"
+    if not path.is_file():
+        pytest.fail(f"{path.name} is missing from notebooks/: strict nbval needs it", pytrace=False)
+    return path
