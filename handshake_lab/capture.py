@@ -312,6 +312,8 @@ def _live_unavailable() -> str | None:
 
 def _run_child(arguments: list[str]) -> dict:
     """Run ``capture_namespace`` in a fresh process and return its JSON report."""
+    if sys.platform != "linux":
+        return {"ok": False, "stage": "platform", "error": f"{sys.platform} has no namespaces"}
     environment = dict(os.environ)
     package_parent = str(Path(__file__).resolve().parent.parent)
     environment["PYTHONPATH"] = os.pathsep.join(
@@ -329,6 +331,8 @@ def _run_child(arguments: list[str]) -> dict:
         )
     except subprocess.TimeoutExpired:
         return {"ok": False, "stage": "experiment", "error": f"no answer in {CAPTURE_TIMEOUT} s"}
+    except OSError as error:  # e.g. this Python cannot be started again by this user
+        return {"ok": False, "stage": "experiment", "error": f"cannot start {command[0]}: {error}"}
     lines = completed.stdout.strip().splitlines()
     try:
         return json.loads(lines[-1])
@@ -338,6 +342,8 @@ def _run_child(arguments: list[str]) -> dict:
 
 
 def _namespace_unavailable(report: dict) -> str:
+    if report.get("stage") == "platform":
+        return f"private network namespaces exist only on Linux, not on {sys.platform}"
     if report.get("stage") == "namespace":
         return (
             "this machine does not allow unprivileged user namespaces "
@@ -346,15 +352,21 @@ def _namespace_unavailable(report: dict) -> str:
     return f"the namespace experiment failed ({report.get('error')})"
 
 
-def _sentence(reasons: list[str], outcome: str) -> str:
-    text = "; ".join(reasons + [outcome]) if reasons else outcome
+def _sentence(clauses: list[str], outcome: str) -> str:
+    """'Reason one; reason two, so outcome.' with a capital letter."""
+    text = "; ".join(clauses) + ", so " + outcome if clauses else outcome
     return text[0].upper() + text[1:] + "."
 
 
-def _namespace_ok() -> str:
+def _no_tier_left(reasons: list[str]) -> RuntimeError:
+    text = "; ".join(reasons) + "; and the recording tier is off too: allow at least 'recording'."
+    return RuntimeError(text[0].upper() + text[1:])
+
+
+def _namespace_allowed() -> str:
     if os.geteuid() == 0:
-        return "this process may create network namespaces, so "
-    return "this kernel allows unprivileged user namespaces, so "
+        return "this process may create network namespaces"
+    return "this kernel allows unprivileged user namespaces"
 
 
 _SLOW_MOTION_NOT_LIVE = "slow motion never slows the machine's own loopback, which others share"
@@ -380,15 +392,15 @@ def best_tier(
     if Tier.NAMESPACE in allowed:
         report = _run_child(["--probe"])
         if report.get("ok"):
-            outcome = _namespace_ok() + "handshakes run in a private network namespace"
-            return TierChoice(Tier.NAMESPACE, _sentence(reasons, outcome))
+            outcome = "handshakes run in a private network namespace"
+            return TierChoice(Tier.NAMESPACE, _sentence([*reasons, _namespace_allowed()], outcome))
         reasons.append(_namespace_unavailable(report))
     else:
         reasons.append(f"the namespace tier is off ({source})")
     if Tier.RECORDING not in allowed:
-        raise RuntimeError(_sentence(reasons, "and the recording tier is off too: allow it"))
+        raise _no_tier_left(reasons)
     return TierChoice(
-        Tier.RECORDING, _sentence(reasons, "so the recording shipped with the lab is shown")
+        Tier.RECORDING, _sentence(reasons, "the recording shipped with the lab is shown")
     )
 
 
@@ -436,21 +448,21 @@ def capture_handshake(
     if Tier.NAMESPACE in allowed:
         report = _run_child(["--slow-motion"] if slow_motion else [])
         if report.get("ok"):
-            outcome = _namespace_ok() + "the handshake ran in a private network namespace"
+            outcome = "the handshake ran in a private network namespace"
             if slow_motion:
                 outcome += " whose loopback was slowed to about 1.4 kbit/s"
             return Capture(
                 segments=[decode_frame(bytes.fromhex(frame), t) for t, frame in report["frames"]],
                 tier=Tier.NAMESPACE,
-                explanation=_sentence(reasons, outcome),
+                explanation=_sentence([*reasons, _namespace_allowed()], outcome),
                 states=[(t, side, TcpState[name]) for t, side, name in report["states"]],
             )
         reasons.append(_namespace_unavailable(report))
     else:
         reasons.append(f"the namespace tier is off ({source})")
     if Tier.RECORDING not in allowed:
-        raise RuntimeError(_sentence(reasons, "and the recording tier is off too: allow it"))
+        raise _no_tier_left(reasons)
     recording = load_recording(slow_motion)
     date, kernel = recording.recorded_on
-    outcome = f"so this is the recording shipped with the lab, made on {date} with Linux {kernel}"
+    outcome = f"this is the recording shipped with the lab, made on {date} with Linux {kernel}"
     return dataclasses.replace(recording, explanation=_sentence(reasons, outcome))

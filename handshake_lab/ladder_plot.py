@@ -74,10 +74,14 @@ def _time_text(offset: float) -> str:
     return f"+{offset * 1e6:.0f} µs"
 
 
-def plot_ladder(segments: list[Segment], ax=None, states=None) -> LadderArtists:
+def plot_ladder(
+    segments: list[Segment], ax=None, states=None, *, show_times: bool = True
+) -> LadderArtists:
     """Draw the ladder on ``ax`` (a new Figure's Axes if None) and return the artists.
 
     ``states``: optional (time, 'client' or 'server', TcpState) samples, e.g. Capture.states.
+    ``show_times``: write each segment's time since the first; pass False for the model's
+    segments, whose times are only step numbers.
     """
     if not segments:
         raise ValueError("there are no segments to draw: capture a handshake first")
@@ -124,11 +128,11 @@ def plot_ladder(segments: list[Segment], ax=None, states=None) -> LadderArtists:
                 bbox={"facecolor": "white", "edgecolor": "none", "alpha": 0.85, "pad": 1},
             )
         )
-        artists.time_labels.append(
-            ax.text(
-                -0.6, row, _time_text(segment.time - start), ha="right", va="center", fontsize=7
+        if show_times:
+            time_text = _time_text(segment.time - start)
+            artists.time_labels.append(
+                ax.text(-0.6, row, time_text, ha="right", va="center", fontsize=7)
             )
-        )
         for side, x, align, offset in (
             ("client", 0.0, "right", -0.04),
             ("server", 1.0, "left", 0.04),

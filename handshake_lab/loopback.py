@@ -302,17 +302,20 @@ class LoopbackServer:
             raise RuntimeError("a server thread failed") from self._errors[0]
 
     # -- what the learner sees --------------------------------------------------------
-    @property
-    def listener(self) -> socket.socket:
+    def _require_running(self) -> None:
         if self._listener is None or self._closed:
             raise RuntimeError("the server is not running: use it inside `with LoopbackServer() "
                                "as server:`")
+
+    @property
+    def listener(self) -> socket.socket:
+        self._require_running()
         return self._listener
 
     @property
     def address(self) -> Address:
         """The real (host, port) the kernel gave the listening socket."""
-        self.listener  # raises if the server is not running
+        self._require_running()
         return self._address
 
     @property

@@ -230,12 +230,12 @@ class Recorder:
         loop does not fight the sampler thread for the GIL; the sampler thread covers
         the time when no call is being made (a blocked accept(), a FIN_WAIT1 passing).
         """
-        if time.monotonic_ns() - self._last_sample_ns >= self._interval_ns:
-            if self._sample_lock.acquire(blocking=False):
-                try:
-                    self._sample_unlocked()
-                finally:
-                    self._sample_lock.release()
+        due = time.monotonic_ns() - self._last_sample_ns >= self._interval_ns
+        if due and self._sample_lock.acquire(blocking=False):
+            try:
+                self._sample_unlocked()
+            finally:
+                self._sample_lock.release()
 
     def sample(self) -> None:
         """Ask the kernel for the state of every lane still alive; record the changes."""
@@ -259,7 +259,7 @@ class Recorder:
                 retired |= self._observe(lane, TcpState.CLOSED, "")
             elif lane.local is not None:
                 by_address.append(lane)
-        for lane, result in zip(by_address, self._lookup_many(by_address)):
+        for lane, result in zip(by_address, self._lookup_many(by_address), strict=True):
             if result is None:
                 retired |= self._observe(lane, None, "")
             else:

@@ -252,7 +252,9 @@ class Endpoint:
     address: Address
     peer: Address
     state: TcpState = TcpState.CLOSED
-    rules: Mapping[tuple[TcpState, Event], Rule] = field(default_factory=lambda: TRANSITIONS)
+    rules: Mapping[tuple[TcpState, Event], Rule] = field(
+        default_factory=lambda: TRANSITIONS, repr=False
+    )
     snd_nxt: int = field(init=False)
     rcv_nxt: int | None = None
 

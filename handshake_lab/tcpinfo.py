@@ -70,7 +70,8 @@ def accept_queue(listener: socket.socket) -> AcceptQueue:
     """(length, maximum) of a listening socket's accept queue."""
     if not has_tcp_info():
         raise NotImplementedError(
-            f"{sys.platform} does not expose the accept queue to Python; the course shows it on Linux"
+            f"{sys.platform} does not expose the accept queue to Python; "
+            "the course shows it on Linux"
         )
     info = _tcp_info(listener)
     state = TcpState.from_code(info[0])

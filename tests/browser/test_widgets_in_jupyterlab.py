@@ -125,7 +125,8 @@ def _assert_saved_notebook_passes_nbval(lab_page, saved_notebooks_dir, sanitize_
     result = run_strict_nbval(saved, sanitize_file)
     assert result.returncode == 0, (
         f"{saved.name} as saved by JupyterLab fails strict nbval:\n"
-        + result.stdout[-6000:] + result.stderr[-2000:]
+        + result.stdout[-6000:]
+        + result.stderr[-2000:]
     )
 
 
@@ -136,7 +137,9 @@ def test_stepper_walks_the_basic_scenario(lab_page, saved_notebooks_dir, sanitiz
         "() => !!document.querySelector('.hl-stepper .hl-socket-table')"
         " && !!document.querySelector('.hl-stepper .hl-timeline')"
         " && !!document.querySelector('.hl-stepper .hl-explanation')",
-        None, WIDGET_TIMEOUT, "the stepper (table, timeline, explanation) to render",
+        None,
+        WIDGET_TIMEOUT,
+        "the stepper (table, timeline, explanation) to render",
     )
     lab_page.assert_no_errors()
     before = _snapshot(lab_page)
@@ -154,7 +157,10 @@ def test_stepper_walks_the_basic_scenario(lab_page, saved_notebooks_dir, sanitiz
                     f"() => {{ const s = ({_JS_STEPPER_SNAPSHOT})();"
                     " return s && s.buttons.some((b) => b.enabled && b.label !== 'Reset')"
                     " ? s : false; }",
-                    None, LAST_BUTTON_GRACE, "another call button", screenshot_on_timeout=False,
+                    None,
+                    LAST_BUTTON_GRACE,
+                    "another call button",
+                    screenshot_on_timeout=False,
                 )
             except AssertionError:
                 break
@@ -162,10 +168,17 @@ def test_stepper_walks_the_basic_scenario(lab_page, saved_notebooks_dir, sanitiz
         label = labels[0]
         stepper = lab_page.page.locator(".hl-stepper").first
         stepper.get_by_role("button", name=label, exact=True).first.click()
-        after = lab_page.wait_for_js(
-            _JS_STEP_APPLIED, before, WIDGET_TIMEOUT,
-            f"the table and the timeline to change after {label}",
-        )
+        try:
+            after = lab_page.wait_for_js(
+                _JS_STEP_APPLIED,
+                before,
+                WIDGET_TIMEOUT,
+                f"the table and the timeline to change after {label}",
+            )
+        except AssertionError as error:
+            now = _snapshot(lab_page)
+            unchanged = [part for part in ("table", "timeline") if now[part] == before[part]]
+            raise AssertionError(f"after {label}: unchanged {unchanged}; {error}") from None
         clicked.append(label)
         assert after["timeline"], f"after {label}: the timeline image has no src"
         _assert_rows_valid(after, label)

@@ -1,0 +1,92 @@
+"""The ladder diagram's structure: lanes, one arrow per segment, labels and states."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+from matplotlib.figure import Figure
+
+from handshake_lab.capture import load_recording
+from handshake_lab.ladder_plot import plot_ladder
+from handshake_lab.tcp_model import Connection
+from handshake_lab.timeouts import SHORT_TIMEOUT
+
+
+def handshake_segments():
+    connection = Connection(2**32 - 1, 500)
+    connection.listen()
+    connection.connect()
+    return connection.wire
+
+
+def test_one_arrow_per_segment_between_two_lanes():
+    ax = Figure().add_subplot()
+    artists = plot_ladder(handshake_segments(), ax=ax)
+    assert artists.axes is ax
+    assert len(artists.lanes) == 2
+    assert [label.get_text().split("\n")[0] for label in artists.lane_labels] == [
+        "client",
+        "server",
+    ]
+    assert len(artists.arrows) == len(artists.arrow_labels) == 3
+    texts = [label.get_text() for label in artists.arrow_labels]
+    assert texts[0].startswith(f"SYN  seq={2**32 - 1}")
+    assert texts[1].startswith("SYN+ACK  seq=500 ack=0")
+    assert texts[1].endswith("relative to ISN: seq=0 ack=1")
+    assert texts[2].endswith("relative to ISN: seq=1 ack=1")
+    # Arrows alternate direction: client (x=0) to server (x=1) and back, time going down.
+    starts = [arrow.xyann for arrow in artists.arrows]
+    ends = [arrow.xy for arrow in artists.arrows]
+    assert [(start[0], end[0]) for start, end in zip(starts, ends, strict=True)] == [
+        (0.0, 1.0),
+        (1.0, 0.0),
+        (0.0, 1.0),
+    ]
+    assert all(end[1] > start[1] for start, end in zip(starts, ends, strict=True))
+    assert ax.get_ylim()[0] > ax.get_ylim()[1]  # inverted: time runs downwards
+
+
+def test_states_from_the_model_are_italic():
+    artists = plot_ladder(handshake_segments(), ax=Figure().add_subplot())
+    assert [label.get_text() for label in artists.state_labels] == [
+        "SYN-SENT",
+        "SYN-RECEIVED",
+        "ESTABLISHED",
+        "SYN-RECEIVED",
+        "ESTABLISHED",
+        "ESTABLISHED",
+    ]
+    assert {label.get_style() for label in artists.state_labels} == {"italic"}
+
+
+def test_measured_states_are_upright():
+    recording = load_recording(slow_motion=True)
+    artists = plot_ladder(recording.segments, ax=Figure().add_subplot(), states=recording.states)
+    assert len(artists.arrows) == len(recording.segments)
+    first_rows = [(label.get_text(), label.get_style()) for label in artists.state_labels[:4]]
+    assert first_rows == [
+        ("SYN-SENT", "normal"),
+        ("SYN-RECEIVED", "normal"),
+        ("ESTABLISHED", "normal"),
+        ("SYN-RECEIVED", "normal"),
+    ]
+    assert artists.time_labels[1].get_text().endswith(" s")
+
+
+def test_without_ax_a_new_figure_is_made_and_empty_input_is_refused():
+    artists = plot_ladder(handshake_segments())
+    assert isinstance(artists.axes.figure, Figure)
+    assert len(artists.time_labels) == 3
+    assert plot_ladder(handshake_segments(), show_times=False).time_labels == []
+    with pytest.raises(ValueError, match="capture a handshake first"):
+        plot_ladder([])
+
+
+def test_importing_the_module_does_not_import_matplotlib():
+    code = "import sys, handshake_lab.ladder_plot; print('matplotlib' in sys.modules)"
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=SHORT_TIMEOUT
+    )
+    assert result.stdout.strip() == "False", result.stderr

@@ -1,0 +1,181 @@
+"""LoopbackServer and the client helpers: their promises and their answers to bad input."""
+
+from __future__ import annotations
+
+import socket
+import threading
+
+import pytest
+
+from handshake_lab.loopback import (
+    LoopbackServer,
+    close,
+    connect,
+    finish_connect,
+    receive,
+    send,
+    start_connect,
+)
+from handshake_lab.states import TcpState
+from handshake_lab.tcpinfo import accept_queue, socket_state
+
+pytestmark = pytest.mark.kernel
+
+
+def test_echo_server_answers_and_exit_joins_every_thread():
+    before = set(threading.enumerate())
+    with LoopbackServer() as server:
+        host, port = server.address
+        assert host == "127.0.0.1" and 0 < port < 65536
+        clients = [connect(server.address) for _ in range(3)]
+        for number, client in enumerate(clients):
+            send(client, b"ping %d" % number)
+            assert receive(client) == b"ping %d" % number
+        for client in clients:
+            close(client)
+    assert set(threading.enumerate()) <= before
+
+
+def test_exit_closes_connections_still_open():
+    with LoopbackServer() as server:
+        client = connect(server.address)
+        send(client, b"x")
+        assert receive(client) == b"x"
+    assert receive(client) == b""  # the server side was closed on exit
+    close(client)
+
+
+def test_an_exception_in_the_handler_is_raised_in_the_caller():
+    def broken(conn):
+        conn.recv(10)
+        raise ZeroDivisionError("handler bug")
+
+    with pytest.raises(RuntimeError, match="a server thread failed") as caught:
+        with LoopbackServer(handler=broken) as server:
+            client = connect(server.address)
+            send(client, b"go")
+            assert receive(client) == b""  # the handler's finally closes the connection
+            close(client)
+    assert isinstance(caught.value.__cause__, ZeroDivisionError)
+
+
+def test_rerunning_a_server_many_times_never_meets_address_in_use():
+    for _ in range(50):
+        with LoopbackServer(auto_accept=False) as server:
+            client = connect(server.address)
+            server.accept()
+            close(client)
+
+
+def test_manual_accept_times_out_when_nobody_connects():
+    with LoopbackServer(auto_accept=False) as server, pytest.raises(TimeoutError):
+        server.accept(timeout=0.05)
+
+
+def test_start_connect_catches_the_handshake_in_flight_and_finishes_it():
+    with LoopbackServer(auto_accept=False) as server:
+        client = start_connect(server.address)
+        try:
+            assert socket_state(client) in (TcpState.SYN_SENT, TcpState.ESTABLISHED)
+            finish_connect(client)
+            assert socket_state(client) is TcpState.ESTABLISHED
+            assert accept_queue(server.listener).length == 1
+        finally:
+            close(client)
+
+
+def test_ipv6_server_when_available():
+    try:
+        server = LoopbackServer("::1", auto_accept=False)
+        with server:
+            client = connect(server.address)
+            assert server.accept().getpeername()[:2] == client.getsockname()[:2]
+            close(client)
+    except OSError as error:
+        pytest.skip(f"no IPv6 loopback here: {error}")
+
+
+# -- bad input: each answered by an exception that names the fix ---------------------
+@pytest.mark.parametrize("host, error, hint", [
+    ("8.8.8.8", ValueError, "not a loopback address"),
+    ("192.168.1.10", ValueError, "stays on this machine"),
+    ("2001:db8::1", ValueError, "not a loopback address"),
+    ("example.org", ValueError, "use '127.0.0.1' or '::1'"),
+    (127001, TypeError, "must be a string"),
+])
+def test_non_loopback_hosts_are_refused(host, error, hint):
+    with pytest.raises(error, match=hint):
+        LoopbackServer(host)
+    with pytest.raises(error, match=hint):
+        connect((host, 80))
+
+
+@pytest.mark.parametrize("address, error, hint", [
+    (("127.0.0.1", 0), ValueError, "out of range"),
+    (("127.0.0.1", 65536), ValueError, "out of range"),
+    (("127.0.0.1", "80"), TypeError, "port must be an int"),
+    (("127.0.0.1", True), TypeError, "port must be an int"),
+    ("127.0.0.1:80", TypeError, r"\(host, port\) pair"),
+    (None, TypeError, r"\(host, port\) pair"),
+])
+def test_bad_addresses_are_refused(address, error, hint):
+    with pytest.raises(error, match=hint):
+        connect(address)
+
+
+@pytest.mark.parametrize("kwargs, hint", [
+    ({"backlog": -1}, "backlog must be an int >= 0"),
+    ({"backlog": "5"}, "backlog must be an int >= 0"),
+    ({"defer_accept": 0}, "defer_accept must be a whole number"),
+    ({"defer_accept": 1.5}, "defer_accept must be a whole number"),
+    ({"handler": None}, "pass auto_accept=False"),
+])
+def test_bad_server_options_are_refused(kwargs, hint):
+    with pytest.raises(ValueError, match=hint):
+        LoopbackServer(**kwargs)
+
+
+def test_manual_accept_on_an_auto_accepting_server_is_refused():
+    with LoopbackServer() as server, pytest.raises(RuntimeError, match="auto_accept=False"):
+        server.accept()
+
+
+def test_use_after_close_is_refused():
+    with LoopbackServer(auto_accept=False) as server:
+        client = connect(server.address)
+    close(client)
+    with pytest.raises(RuntimeError, match="not running"):
+        server.accept()
+    with pytest.raises(RuntimeError, match="not running"):
+        server.address  # noqa: B018 - the property raises
+    with pytest.raises(OSError, match="already closed"):
+        send(client, b"x")
+    with pytest.raises(OSError, match="already closed"):
+        receive(client)
+    with pytest.raises(RuntimeError, match="runs once"):
+        server.__enter__()
+
+
+@pytest.mark.parametrize("data, hint", [("text", "encode text first"), (42, "takes bytes")])
+def test_send_wants_bytes(data, hint):
+    with LoopbackServer() as server:
+        client = connect(server.address)
+        try:
+            with pytest.raises(TypeError, match=hint):
+                send(client, data)
+        finally:
+            close(client)
+
+
+@pytest.mark.parametrize("timeout", [0, -1, "5", None])
+def test_timeouts_must_be_positive_numbers(timeout):
+    with LoopbackServer() as server, pytest.raises(ValueError, match="positive number"):
+        connect(server.address, timeout=timeout)
+
+
+def test_close_is_idempotent_and_checks_its_argument():
+    sock = socket.socket()
+    close(sock)
+    close(sock)
+    with pytest.raises(TypeError, match="expected a socket"):
+        close("not a socket")

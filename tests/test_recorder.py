@@ -1,0 +1,110 @@
+"""The Recorder: calls and kernel states as one ordered, JSON-able timeline."""
+
+from __future__ import annotations
+
+import pytest
+from kernel_helpers import wait_for
+
+from handshake_lab.loopback import LoopbackServer, close, connect, receive, send
+from handshake_lab.recorder import Recorder, active_recorder
+from handshake_lab.timeline import Event, Recording
+
+pytestmark = pytest.mark.kernel
+
+
+def record_one_handshake() -> Recording:
+    with Recorder() as recorder, LoopbackServer(auto_accept=False) as server:
+        client = connect(server.address)
+        recorder.sample()
+        accepted = server.accept()
+        recorder.sample()
+        send(client, b"hi")
+        assert receive(accepted) == b"hi"
+        close(client)
+        close(accepted)
+    return recorder.recording
+
+
+def test_connect_returns_and_the_server_side_is_established_before_accept():
+    recording = record_one_handshake()
+    connected = recording.first("return", "client", "connect()")
+    accept_called = recording.first("call", "listener", "accept()")
+    established_unaccepted = next(
+        e for e in recording.events
+        if e.lane == "server 1" and e.kind == "state" and e.name == "ESTABLISHED"
+        and e.detail == "not accepted")
+    assert connected.time_ns < established_unaccepted.time_ns < accept_called.time_ns
+    assert recording.states_of("client")[0] == "ESTABLISHED"
+    assert "TIME_WAIT" in recording.states_of("client")
+    assert recording.lanes() == ["listener", "client", "server 1"]
+
+
+def test_events_are_in_time_order_and_calls_pair_with_returns():
+    recording = record_one_handshake()
+    times = [event.time_ns for event in recording.events]
+    assert times == sorted(times)
+    spans = recording.call_spans()
+    assert [(s.lane, s.name) for s in spans][:3] == [
+        ("listener", "listen(128)"), ("client", "connect()"), ("listener", "accept()")]
+    assert all(s.return_ns is not None and s.return_ns >= s.call_ns for s in spans)
+    actors = {(s.lane, s.actor) for s in spans}
+    assert ("client", "client") in actors and ("server 1", "server") in actors
+
+
+def test_recording_round_trips_through_json():
+    recording = record_one_handshake()
+    again = Recording.from_json(recording.to_json())
+    assert again == recording
+    assert again.state_spans() == recording.state_spans()
+
+
+def test_the_sampler_thread_sees_states_while_the_caller_is_blocked():
+    with Recorder() as recorder, LoopbackServer(auto_accept=False) as server:
+        client = connect(server.address)
+        # No call is made while we wait: only the sampler thread can see the state.
+        wait_for(lambda: "ESTABLISHED" in recorder.recording.states_of("server 1"),
+                 what="the sampler recording the server's side")
+        close(client)
+
+
+def test_a_blocked_call_is_shown_as_still_blocked():
+    events = [Event(10, "call", "listener", "accept()", "server")]
+    (span,) = Recording.from_events(events, 0, 50).call_spans()
+    assert span.return_ns is None and span.outcome == "still blocked"
+
+
+def test_failed_calls_are_recorded_as_errors():
+    with Recorder() as recorder, LoopbackServer(auto_accept=False) as server:
+        with pytest.raises(TimeoutError):
+            server.accept(timeout=0.01)
+    (span,) = [s for s in recorder.recording.call_spans() if s.name == "accept()"]
+    assert span.failed and "TimeoutError" in span.outcome
+
+
+def test_state_spans_end_where_the_next_state_begins():
+    events = [Event(0, "state", "client", "SYN_SENT"), Event(5, "state", "client", "ESTABLISHED")]
+    first, second = Recording.from_events(events, 0, 9).state_spans()
+    assert (first.state, first.start_ns, first.end_ns) == ("SYN_SENT", 0, 5)
+    assert (second.state, second.start_ns, second.end_ns) == ("ESTABLISHED", 5, 9)
+
+
+def test_one_recorder_at_a_time_and_each_records_once():
+    with Recorder() as recorder:
+        assert active_recorder() is recorder
+        with pytest.raises(RuntimeError, match="already recording"), Recorder():
+            pass
+    assert active_recorder() is None
+    with pytest.raises(RuntimeError, match="make a new Recorder"), recorder:
+        pass
+    recorder.stop()  # idempotent
+
+
+@pytest.mark.parametrize("interval", [0, -1, "fast"])
+def test_bad_interval_is_refused(interval):
+    with pytest.raises(ValueError, match="positive number of seconds"):
+        Recorder(interval=interval)
+
+
+def test_bad_event_kind_is_refused():
+    with pytest.raises(ValueError, match="event kind"):
+        Event(0, "poke", "client", "x")
