@@ -31,7 +31,24 @@ _EXPORTS = {
     "Event": "timeline",
     # the host
     "doctor": "doctor",
-    "kernel_settings": "doctor",
+    "kernel_settings": "kernel_settings",
+    # stepping through a scenario
+    "Stepper": "stepper",
+    "SCENARIOS": "stepper",
+    "StepperWidget": "stepper_widget",
+    "Prediction": "predict",
+    # packets and the TCP model
+    "capture_handshake": "capture",
+    "write_pcap": "pcap",
+    "read_pcap": "pcap",
+    "Segment": "packets",
+    "Connection": "tcp_model",
+    "expected_handshake": "tcp_model",
+    "check_handshake": "tcp_model",
+    "narrate": "tcp_model",
+    # plots (matplotlib is imported when one is drawn)
+    "plot_timeline": "timeline_plot",
+    "plot_ladder": "ladder_plot",
 }
 
 __all__ = sorted(_EXPORTS)

@@ -30,7 +30,6 @@ from .timeouts import SAMPLE_INTERVAL, THREAD_JOIN_TIMEOUT
 _active_lock = threading.Lock()
 _active: Recorder | None = None
 
-_FINAL_STATES = (TcpState.TIME_WAIT, TcpState.CLOSED)
 
 
 def active_recorder() -> Recorder | None:
@@ -60,10 +59,13 @@ class _Lane:
 class Recorder:
     """A context manager that records calls and kernel states; see the module docstring."""
 
-    def __init__(self, *, interval: float = SAMPLE_INTERVAL) -> None:
+    def __init__(self, *, interval: float = SAMPLE_INTERVAL, follow_helpers: bool = True) -> None:
+        """follow_helpers=False: do not become the active recorder; the owner (the stepper)
+        reports its own calls, so a learner's own Recorder can run at the same time."""
         if not isinstance(interval, (int, float)) or interval <= 0:
             raise ValueError(f"interval must be a positive number of seconds, got {interval!r}")
         self.interval = float(interval)
+        self.follow_helpers = follow_helpers
         # Plain tuples, appended without a lock (list.append is atomic): recording a call
         # must cost next to nothing next to the call itself.
         self._events: list[tuple] = []
@@ -88,11 +90,12 @@ class Recorder:
         global _active
         if self._finished or self._thread is not None:
             raise RuntimeError("this Recorder has already recorded: make a new Recorder()")
-        with _active_lock:
-            if _active is not None:
-                raise RuntimeError("another Recorder is already recording: leave its "
-                                   "with-block first (one recording at a time)")
-            _active = self
+        if self.follow_helpers:
+            with _active_lock:
+                if _active is not None:
+                    raise RuntimeError("another Recorder is already recording: leave its "
+                                       "with-block first (one recording at a time)")
+                _active = self
         try:
             self._diag = SockDiag() if hasattr(socket, "AF_NETLINK") else None
         except OSError:
@@ -282,7 +285,9 @@ class Recorder:
             lane.state, lane.detail = state, detail
             self._events.append((time.monotonic_ns(), STATE, lane.name, state.linux_name,
                                  "kernel", detail))
-        if state in _FINAL_STATES:
+        # TIME_WAIT only ends by the kernel's timer; CLOSED is final once no socket of ours
+        # can reopen it (a fresh, unconnected socket is CLOSED too, until listen or connect).
+        if state is TcpState.TIME_WAIT or (state is TcpState.CLOSED and self._closed(lane)):
             lane.done = True
         return lane.done
 

@@ -12,6 +12,7 @@ against scratch notebooks that follow the same widget contract).
 from __future__ import annotations
 
 import os
+import shutil
 import sys
 import time
 from pathlib import Path
@@ -42,6 +43,14 @@ def notebooks_dir() -> Path:
 
 
 @pytest.fixture(scope="session")
+def artifacts_dir() -> Path:
+    """test-artifacts/ with this run's screenshots and saved notebooks only."""
+    for old_run in ("screenshots", "saved-notebooks"):
+        shutil.rmtree(ARTIFACTS_DIR / old_run, ignore_errors=True)
+    return ARTIFACTS_DIR
+
+
+@pytest.fixture(scope="session")
 def jupyterlab(notebooks_dir, tmp_path_factory):
     """A JupyterLab on 127.0.0.1 over a temp copy of notebooks/; always stopped afterwards."""
     if lab_driver.find_chromium() is None:
@@ -52,20 +61,20 @@ def jupyterlab(notebooks_dir, tmp_path_factory):
 
 
 @pytest.fixture
-def lab_page(jupyterlab, request):
+def lab_page(jupyterlab, artifacts_dir, request):
     """A page in a new headless Chromium (empty profile), closed even when the test fails."""
     started = time.monotonic()
     with lab_driver.chromium_page(
-        jupyterlab, ARTIFACTS_DIR / "screenshots", request.node.name
+        jupyterlab, artifacts_dir / "screenshots", request.node.name
     ) as page:
         yield page
     print(f"\n{request.node.name}: browser part took {time.monotonic() - started:.1f} s")
 
 
 @pytest.fixture
-def saved_notebooks_dir() -> Path:
+def saved_notebooks_dir(artifacts_dir) -> Path:
     """Where the notebooks saved by the browser are copied for a human to look at."""
-    return ARTIFACTS_DIR / "saved-notebooks"
+    return artifacts_dir / "saved-notebooks"
 
 
 @pytest.fixture

@@ -320,7 +320,7 @@ _JS_CELL_PROBLEMS = """
         problems.push(`${label}: ${output.ename}: ${output.evalue}`);
       } else if (output.output_type === 'stream' && output.name === 'stderr') {
         const text = Array.isArray(output.text) ? output.text.join('') : String(output.text);
-        if (/Traceback|Error:/.test(text)) problems.push(`${label} stderr: ${text.slice(0, 500)}`);
+        if (/Traceback/.test(text)) problems.push(`${label} stderr: ${text.slice(0, 500)}`);
       }
     }
     const selector = '.jp-OutputArea-output[data-mime-type="application/vnd.jupyter.stderr"]';

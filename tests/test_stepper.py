@@ -1,0 +1,214 @@
+"""The stepper and its widget, clicked from the kernel side: the kernel's states after every
+step of every scenario. Blocked steps are waited for with a bound; the only real kernel
+timer waited for is the SYN retry in the full-queue scenario (about 1 s)."""
+
+from __future__ import annotations
+
+import pytest
+from kernel_helpers import wait_for
+
+from handshake_lab.kernel_settings import kernel_settings
+from handshake_lab.stepper import SCENARIOS, Stepper
+from handshake_lab.timeouts import KERNEL_TIMER_TIMEOUT
+
+pytestmark = pytest.mark.kernel
+
+# After each step: {lane: state or None (not in the kernel)}, plus "accepted" lanes,
+# "queue" (accept-queue length), "result" (a substring) and "wait" (a blocked call must
+# finish before the states hold). States are the ones the kernel settles in.
+EXPECTED = {
+    "basic": [
+        {"listener": "LISTEN", "queue": 0},
+        {"client": "ESTABLISHED", "server 1": "ESTABLISHED", "queue": 1, "not accepted": ["server 1"]},
+        {"server 1": "ESTABLISHED", "queue": 0, "accepted": ["server 1"]},
+        {"result": "5 bytes"},
+        {"result": "b'hello'"},
+        {"result": "5 bytes"},
+        {"result": "b'hello'"},
+        {"client": "FIN_WAIT2", "server 1": "CLOSE_WAIT"},
+        {"client": "TIME_WAIT", "server 1": "CLOSE"},
+        {"listener": "CLOSE"},
+    ],
+    "full-queue": [
+        {"listener": "LISTEN", "queue": 0},
+        {"client": "ESTABLISHED", "server 1": "ESTABLISHED", "queue": 1},
+        {"client 2": "SYN_SENT", "server 2": None, "queue": 1, "pending": "client2.connect()"},
+        {"server 1": "ESTABLISHED", "accepted": ["server 1"], "wait": True,
+         "then": {"client 2": "ESTABLISHED", "server 2": "ESTABLISHED"}},
+        {"server 2": "ESTABLISHED", "accepted": ["server 2"], "queue": 0},
+        {"client": "FIN_WAIT2", "server 1": "CLOSE_WAIT"},
+        {"client 2": "FIN_WAIT2", "server 2": "CLOSE_WAIT"},
+        {"client": "TIME_WAIT", "server 1": "CLOSE"},
+        {"client 2": "TIME_WAIT", "server 2": "CLOSE"},
+        {"listener": "CLOSE"},
+    ],
+    "defer-accept": [
+        {"listener": "LISTEN"},
+        {"client": "ESTABLISHED", "server 1": "SYN_RECV", "queue": 0},
+        {"pending": "server.accept()", "server 1": "SYN_RECV"},
+        {"wait": True, "then": {"server 1": "ESTABLISHED"}, "accepted": ["server 1"]},
+        {"result": "b'hello'"},
+        {"client": "FIN_WAIT2", "server 1": "CLOSE_WAIT"},
+        {"client": "TIME_WAIT", "server 1": "CLOSE"},
+        {"listener": "CLOSE"},
+    ],
+    "client-closes-first": [
+        {"listener": "LISTEN"},
+        {"client": "ESTABLISHED", "server 1": "ESTABLISHED"},
+        {"accepted": ["server 1"]},
+        {"client": "FIN_WAIT2", "server 1": "CLOSE_WAIT"},
+        {"result": "b''"},
+        {"client": "TIME_WAIT", "server 1": "CLOSE"},
+        {"listener": "CLOSE"},
+    ],
+    "server-closes-first": [
+        {"listener": "LISTEN"},
+        {"client": "ESTABLISHED", "server 1": "ESTABLISHED"},
+        {"accepted": ["server 1"]},
+        {"server 1": "FIN_WAIT2", "client": "CLOSE_WAIT"},
+        {"result": "b''"},
+        {"server 1": "TIME_WAIT", "client": "CLOSE"},
+        {"listener": "CLOSE"},
+    ],
+}
+
+_SKIP = {"defer-accept": kernel_settings().syncookies == 2}
+
+
+def _states_hold(snapshot, expected: dict) -> bool:
+    for lane, state in expected.items():
+        if lane in ("queue", "result", "accepted", "not accepted", "pending", "wait", "then"):
+            continue
+        actual = snapshot.state_of(lane)
+        if (actual.linux_name if actual else None) != state:
+            return False
+    return True
+
+
+def check_step(stepper, snapshot, expected: dict, label: str):
+    if "pending" in expected:
+        assert expected["pending"] in snapshot.pending, (label, snapshot.pending)
+    if expected.get("wait"):
+        snapshot = stepper.wait(KERNEL_TIMER_TIMEOUT)
+        assert not snapshot.pending
+        expected = {**expected, **expected["then"]}
+    def settled():
+        current = stepper.snapshot()
+        return current if _states_hold(current, expected) else None
+
+    snapshot = wait_for(settled, what=f"the states after {label}: {expected}")
+    if "queue" in expected:
+        assert snapshot.accept_queue.length == expected["queue"], label
+    if "result" in expected:
+        assert expected["result"] in snapshot.result, (label, snapshot.result)
+    views = {view.lane: view for view in snapshot.sockets}
+    for lane in expected.get("accepted", []):
+        assert views[lane].accepted, f"{lane} should be accepted after {label}"
+    for lane in expected.get("not accepted", []):
+        assert not views[lane].accepted, f"{lane} should wait in the queue after {label}"
+    return snapshot
+
+
+@pytest.mark.parametrize("scenario", list(EXPECTED))
+def test_every_scenario_step_by_step(scenario):
+    if _SKIP.get(scenario):
+        pytest.skip("tcp_syncookies=2: there is no SYN-RECEIVED state to defer")
+    assert len(EXPECTED[scenario]) == len(SCENARIOS[scenario].steps)
+    with Stepper(scenario) as stepper:
+        for step, expected in zip(SCENARIOS[scenario].steps, EXPECTED[scenario], strict=True):
+            snapshot = stepper.step()
+            assert snapshot.step == step.label
+            assert snapshot.explanation
+            check_step(stepper, snapshot, expected, step.label)
+        final = stepper.wait(KERNEL_TIMER_TIMEOUT)
+        assert final.finished and final.next_steps == ()
+
+
+def test_explanations_come_from_the_model_transitions():
+    with Stepper("basic") as stepper:
+        stepper.step()
+        connected = stepper.step()
+        assert "SYN" in connected.explanation and "SYN+ACK" in connected.explanation
+        assert "(SYN-SENT → ESTABLISHED)" in connected.explanation
+        accepted = stepper.step()
+        assert "Nothing goes on the wire" in accepted.explanation
+
+
+def test_connect_before_listen_is_refused_by_the_kernel():
+    with Stepper("basic", in_order=False) as stepper:
+        assert {"server.listen()", "client.connect()"} <= set(stepper.snapshot().next_steps)
+        snapshot = stepper.step("client.connect()")
+        snapshot = stepper.wait(KERNEL_TIMER_TIMEOUT)
+        assert "ConnectionRefusedError" in snapshot.result
+
+
+def test_accept_before_connect_blocks_until_a_client_connects():
+    with Stepper("basic", in_order=False) as stepper:
+        stepper.step("server.listen()")
+        blocked = stepper.step("server.accept()")
+        assert blocked.pending == ("server.accept()",)
+        assert "accept queue holds no finished connection" in blocked.explanation
+        stepper.step("client.connect()")
+        done = stepper.wait(KERNEL_TIMER_TIMEOUT)
+        assert not done.pending
+        assert {v.lane: v.accepted for v in done.sockets}["server 1"]
+
+
+def test_a_blocked_call_can_be_cancelled_and_the_stepper_reset():
+    with Stepper("basic", in_order=False) as stepper:
+        stepper.step("server.listen()")
+        assert stepper.step("server.accept()").pending
+        cancelled = stepper.cancel()
+        assert cancelled.pending == () and cancelled.result == "cancelled"
+        fresh = stepper.reset("client-closes-first")
+        assert fresh.scenario == "client-closes-first" and fresh.step is None
+        assert fresh.next_steps[:2] == ("server.listen()", "client.connect()")
+        assert "server.accept()" not in fresh.next_steps, "nothing listens yet"
+
+
+def test_reset_while_a_call_is_blocked_and_close_twice():
+    stepper = Stepper("full-queue")
+    for _ in range(3):
+        stepper.step()
+    assert stepper.snapshot().pending
+    stepper.reset()
+    stepper.close()
+    stepper.close()
+    with pytest.raises(RuntimeError, match="closed"):
+        stepper.step()
+
+
+def test_bad_input_is_answered_clearly():
+    with pytest.raises(ValueError, match="unknown scenario 'nope'; choose one of basic"):
+        Stepper("nope")
+    with Stepper() as stepper:
+        with pytest.raises(ValueError, match="cannot be taken now; available: \\['server.listen"):
+            stepper.step("server.accept()")
+        for _ in SCENARIOS["basic"].steps:
+            stepper.step()
+        with pytest.raises(RuntimeError, match="finished: reset"):
+            stepper.step()
+
+
+def test_the_widget_clicked_from_the_kernel_side():
+    pytest.importorskip("ipywidgets")
+    from handshake_lab.stepper_widget import StepperWidget
+
+    for scenario, expectations in EXPECTED.items():
+        if _SKIP.get(scenario):
+            continue
+        with StepperWidget(scenario) as widget:
+            images = [widget._timeline.value]
+            for step, expected in zip(SCENARIOS[scenario].steps, expectations, strict=True):
+                (button,) = wait_for(lambda: widget._buttons.children,
+                                     what=f"the {step.label} button")
+                assert button.description == step.label
+                button.click()
+                shown = widget.snapshot
+                for view in shown.sockets:
+                    state = view.state.linux_name if view.state else "none"
+                    assert f'data-lane="{view.lane}" data-state="{state}"' in widget._table.value
+                images.append(widget._timeline.value)
+                assert images[-1] != images[-2], f"the timeline did not change after {step.label}"
+                check_step(widget.stepper, shown, expected, step.label)
+        assert widget.stepper._closed

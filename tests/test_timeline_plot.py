@@ -1,0 +1,224 @@
+"""The timeline plot's structure: lanes, one bar per state span, legend, call markers, units."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+
+import pytest
+from matplotlib.figure import Figure
+
+from handshake_lab.timeline import CALL, ERROR, RETURN, STATE, Event, Recording
+from handshake_lab.timeline_plot import (
+    NOT_ACCEPTED_HATCH,
+    NOT_ACCEPTED_LABEL,
+    TimelineArtists,
+    plot_timeline,
+    state_colour,
+    state_label,
+    timeline_png,
+)
+from handshake_lab.timeouts import SHORT_TIMEOUT
+
+MS = 1_000_000  # nanoseconds
+
+
+@pytest.fixture(scope="module", autouse=True)
+def fonts_loaded():
+    """matplotlib keeps its font files open once it has drawn text: open them before the
+    per-test leak check starts counting file descriptors."""
+    timeline_png(handshake_before_accept(), title="µs")
+    timeline_png(Recording.from_events([Event(0, STATE, "client", "SYN_SENT")], 0, 10))
+
+
+def handshake_before_accept() -> Recording:
+    """connect() returns, the server side is ESTABLISHED 'not accepted', accept() comes later."""
+    events = [
+        Event(0 * MS, CALL, "listener", "listen(1)", "server"),
+        Event(1 * MS, RETURN, "listener", "listen(1)", "server"),
+        Event(1 * MS, STATE, "listener", "LISTEN", detail="queue 0/1"),
+        Event(2 * MS, CALL, "client", "connect()", "client"),
+        Event(2 * MS + 10, STATE, "client", "SYN_SENT"),
+        Event(3 * MS, STATE, "server 1", "SYN_RECV", detail="not accepted"),
+        Event(4 * MS, RETURN, "client", "connect()", "client", "local port 50000"),
+        Event(4 * MS, STATE, "client", "ESTABLISHED"),
+        Event(4 * MS, STATE, "server 1", "ESTABLISHED", detail="not accepted"),
+        Event(4 * MS, STATE, "listener", "LISTEN", detail="queue 1/1"),
+        Event(7 * MS, CALL, "listener", "accept()", "server"),
+        Event(8 * MS, RETURN, "listener", "accept()", "server", "peer port 50000"),
+        Event(8 * MS, STATE, "server 1", "ESTABLISHED"),
+        Event(9 * MS, CALL, "client 2", "connect()", "client"),
+        Event(9 * MS, STATE, "client 2", "SYN_SENT"),
+        Event(9 * MS + 5, CALL, "client", "send()", "client"),
+        Event(9 * MS + 7, ERROR, "client", "send()", "client", "BrokenPipeError: [Errno 32]"),
+    ]
+    return Recording.from_events(events, 0, 10 * MS)
+
+
+def test_one_lane_per_socket_in_recording_order():
+    recording = handshake_before_accept()
+    ax = Figure().add_subplot()
+    artists = plot_timeline(recording, ax=ax, title="before accept()")
+    assert isinstance(artists, TimelineArtists)
+    assert artists.ax is ax and artists.figure is ax.get_figure()
+    assert artists.lanes == ("listener", "client", "server 1", "client 2")
+    assert [label.get_text() for label in ax.get_yticklabels()] == list(artists.lanes)
+    assert list(ax.get_yticks()) == [0, 1, 2, 3]
+    assert ax.get_ylim()[0] > ax.get_ylim()[1]  # first lane on top
+    assert ax.get_title() == "before accept()"
+    assert ax.get_xlabel() == "time since recording started (ms)"
+    assert artists.unit == "ms"
+
+
+def test_one_bar_per_state_span_coloured_by_state():
+    recording = handshake_before_accept()
+    artists = plot_timeline(recording, ax=Figure().add_subplot())
+    for lane in artists.lanes:
+        lane_spans = [span for span in recording.state_spans() if span.lane == lane]
+        assert len(artists.bars[lane]) == len(lane_spans) == len(artists.spans[lane])
+    assert [span.state for span in artists.spans["server 1"]] == [
+        "SYN_RECV", "ESTABLISHED", "ESTABLISHED"]
+    established = artists.bars["client"][1]
+    assert tuple(established.get_facecolor()[0][:3]) == pytest.approx(
+        tuple(int(state_colour("ESTABLISHED")[i:i + 2], 16) / 255 for i in (1, 3, 5)))
+    # Each bar spans its state's time, in ms from the start of the recording.
+    (path,) = established.get_paths()
+    assert (path.vertices[:, 0].min(), path.vertices[:, 0].max()) == pytest.approx((4.0, 10.0))
+
+
+def test_not_accepted_spans_are_hatched_and_the_rest_are_not():
+    artists = plot_timeline(handshake_before_accept(), ax=Figure().add_subplot())
+    hatches = [(span.detail, bar.get_hatch())
+               for span, bar in zip(artists.spans["server 1"], artists.bars["server 1"],
+                                    strict=True)]
+    assert hatches == [("not accepted", NOT_ACCEPTED_HATCH), ("not accepted", NOT_ACCEPTED_HATCH),
+                       ("", None)]
+    assert all(bar.get_hatch() is None for bar in artists.bars["client"])
+
+
+def test_legend_names_each_state_present_once_rfc_then_linux():
+    artists = plot_timeline(handshake_before_accept(), ax=Figure().add_subplot())
+    texts = [text.get_text() for text in artists.legend.get_texts()]
+    assert texts == ["LISTEN", "SYN-SENT (SYN_SENT)", "SYN-RECEIVED (SYN_RECV)", "ESTABLISHED",
+                     NOT_ACCEPTED_LABEL, "call made", "call returned", "still blocked"]
+
+
+@pytest.mark.parametrize(("name", "label"), [
+    ("SYN_RECV", "SYN-RECEIVED (SYN_RECV)"),
+    ("FIN_WAIT1", "FIN-WAIT-1 (FIN_WAIT1)"),
+    ("CLOSE", "CLOSED (CLOSE)"),
+    ("TIME_WAIT", "TIME-WAIT (TIME_WAIT)"),
+    ("ESTABLISHED", "ESTABLISHED"),
+    ("NO_SUCH_STATE", "NO_SUCH_STATE"),
+])
+def test_state_labels(name, label):
+    assert state_label(name) == label
+
+
+def test_every_state_has_its_own_colour():
+    names = ["LISTEN", "SYN_SENT", "SYN_RECV", "ESTABLISHED", "FIN_WAIT1", "FIN_WAIT2",
+             "CLOSING", "TIME_WAIT", "CLOSE_WAIT", "LAST_ACK", "CLOSE"]
+    assert len({state_colour(name) for name in names}) == len(names)
+
+
+def test_each_call_has_a_marker_at_call_and_return_and_a_label():
+    recording = handshake_before_accept()
+    artists = plot_timeline(recording, ax=Figure().add_subplot())
+    assert len(artists.call_markers) == len(recording.call_spans()) == 5
+    by_name = {(m.call.lane, m.call.name): m for m in artists.call_markers}
+    connect = by_name[("client", "connect()")]
+    assert connect.start.get_xdata()[0] == pytest.approx(2.0)
+    assert connect.end.get_xdata()[0] == pytest.approx(4.0)
+    assert connect.end.get_marker() == "|"
+    assert connect.label.get_text() == "connect()"
+    assert connect.start.get_ydata()[0] == artists.lanes.index("client")
+    accept = by_name[("listener", "accept()")]
+    assert accept.start.get_xdata()[0] > connect.end.get_xdata()[0]  # connect() returned first
+    assert by_name[("client", "send()")].end.get_marker() == "x"
+    assert by_name[("client", "send()")].label.get_text() == "send() raised"
+
+
+def test_a_call_still_blocked_runs_to_the_end_with_an_open_marker():
+    artists = plot_timeline(handshake_before_accept(), ax=Figure().add_subplot())
+    (blocked,) = [m for m in artists.call_markers if m.call.return_ns is None]
+    assert blocked.call.lane == "client 2"
+    assert blocked.end.get_xdata()[0] == pytest.approx(10.0)
+    assert blocked.end.get_markerfacecolor() == "white"
+    assert blocked.label.get_text() == "connect() still blocked"
+
+
+def test_short_recordings_are_drawn_in_microseconds():
+    events = [Event(100_000, STATE, "client", "SYN_SENT"), Event(400_000, STATE, "client", "CLOSE")]
+    artists = plot_timeline(Recording.from_events(events, 0, 1_500_000), ax=Figure().add_subplot())
+    assert artists.unit == "µs"
+    assert artists.ax.get_xlabel() == "time since recording started (µs)"
+    assert artists.ax.get_xlim()[1] > 1_500  # the recording's end, in µs
+
+
+def test_an_empty_recording_draws_an_empty_axes():
+    artists = plot_timeline(Recording.from_events([], 0, 0))
+    assert artists.lanes == () and artists.legend is None
+    assert isinstance(artists.figure, Figure)
+    assert timeline_png(Recording.from_events([], 0, 0)).startswith(b"\x89PNG\r\n\x1a\n")
+
+
+def test_a_new_figure_when_no_axes_and_a_stable_repr():
+    artists = plot_timeline(handshake_before_accept())
+    assert isinstance(artists.figure, Figure)
+    assert artists.figure.axes == [artists.ax]
+    assert repr(artists) == "<timeline: 4 lanes, 8 state bars, 5 calls>"
+    assert artists._repr_png_().startswith(b"\x89PNG")
+
+
+def test_json_round_trip_draws_the_same():
+    recording = handshake_before_accept()
+    again = Recording.from_json(recording.to_json())
+    first, second = (plot_timeline(r, ax=Figure().add_subplot()) for r in (recording, again))
+    assert {lane: len(bars) for lane, bars in first.bars.items()} == {
+        lane: len(bars) for lane, bars in second.bars.items()}
+
+
+def test_timeline_png_is_a_png_and_quick():
+    recording = handshake_before_accept()
+    timeline_png(recording)  # the first call pays for matplotlib's import and font cache
+    started = time.perf_counter()
+    png = timeline_png(recording, title="t", dpi=80)
+    elapsed = time.perf_counter() - started
+    assert png.startswith(b"\x89PNG\r\n\x1a\n")
+    assert elapsed < 1.0  # ~0.07 s measured; loose so a busy CI host does not flake
+
+
+@pytest.mark.kernel
+def test_a_real_recording_shows_the_server_side_before_accept():
+    from handshake_lab.loopback import LoopbackServer, close, connect
+    from handshake_lab.recorder import Recorder
+
+    with Recorder() as recorder:
+        with LoopbackServer(auto_accept=False) as server:
+            client = connect(server.address)
+            try:
+                recorder.sample()
+                accepted = server.accept()
+                recorder.sample()
+                close(accepted)
+            finally:
+                close(client)
+    recording = recorder.recording
+    artists = plot_timeline(recording, ax=Figure().add_subplot())
+    assert artists.lanes == tuple(recording.lanes())
+    assert {"listener", "client", "server 1"} <= set(artists.lanes)
+    for lane in artists.lanes:
+        assert len(artists.bars[lane]) == sum(1 for s in recording.state_spans() if s.lane == lane)
+    assert len(artists.call_markers) == len(recording.call_spans())
+    server_side = list(zip(artists.spans["server 1"], artists.bars["server 1"], strict=True))
+    assert server_side[0][0].detail == "not accepted"
+    assert server_side[0][1].get_hatch() == NOT_ACCEPTED_HATCH
+    labels = [text.get_text() for text in artists.legend.get_texts()]
+    assert "ESTABLISHED" in labels and "LISTEN" in labels
+    assert timeline_png(recording).startswith(b"\x89PNG")
+
+
+def test_importing_the_module_does_not_import_matplotlib():
+    code = "import handshake_lab.timeline_plot, sys; assert 'matplotlib' not in sys.modules"
+    subprocess.run([sys.executable, "-c", code], check=True, timeout=SHORT_TIMEOUT * 10)
