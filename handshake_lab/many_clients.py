@@ -28,7 +28,7 @@ from contextlib import AbstractContextManager
 from dataclasses import dataclass
 
 from .loopback import loopback_address, loopback_host
-from .timeouts import LOOPBACK_TIMEOUT, THREAD_JOIN_TIMEOUT
+from .timeouts import LOOPBACK_TIMEOUT, SHORT_TIMEOUT, THREAD_JOIN_TIMEOUT
 
 __all__ = [
     "CONNECTION",
@@ -310,13 +310,23 @@ class SelectorEchoServer(_EchoServer):
                     return
                 self.on_ready(key, selector)
 
+    def connection_count(self) -> int:
+        """How many connections are registered in the selector now (listener not counted)."""
+        if self._selector is None or self._selector.get_map() is None:
+            return 0
+        return len(self._selector.get_map()) - 2  # the listener and the wake-up socket
+
     def close(self, *, raise_errors: bool = True) -> None:
         super().close(raise_errors=raise_errors and self.raise_errors)
 
     def _stop_threads(self) -> list[str]:
         stuck = []
         if self._loop is not None:
-            self._loop.join(THREAD_JOIN_TIMEOUT)
+            self._loop.join(SHORT_TIMEOUT)
+            if self._loop.is_alive():
+                # on_ready is blocked in a call on one connection: shutdown() wakes it.
+                self._shutdown_connections()
+                self._loop.join(THREAD_JOIN_TIMEOUT)
             if self._loop.is_alive():
                 return [self._loop.name]  # its sockets stay with it: closing them races
         if self._selector is not None:
@@ -330,6 +340,20 @@ class SelectorEchoServer(_EchoServer):
                     key.fileobj.close()
             self._selector.close()
         return stuck
+
+    def _shutdown_connections(self) -> None:
+        for _ in range(3):  # the loop may change the map while it is read
+            try:
+                keys = list(self._selector.get_map().values())
+                break
+            except RuntimeError:
+                continue
+        else:
+            return
+        for key in keys:
+            if key.data not in (LISTENER, _WAKE):
+                with contextlib.suppress(OSError):
+                    key.fileobj.shutdown(socket.SHUT_RDWR)
 
 
 # -- the load test -------------------------------------------------------------------------

@@ -15,6 +15,7 @@ stepper_widget.py draws it.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import selectors
 import socket
@@ -96,8 +97,8 @@ class Snapshot:
         lines = [f"after {self.step or 'nothing yet'}: {self.result}"]
         for view in self.sockets:
             state = view.state.linux_name if view.state else "-"
-            note = "" if view.accepted else " (not accepted yet)"
-            lines.append(f"  {view.lane:<10} {state:<12}{view.detail and ' ' + view.detail}{note}")
+            note = view.detail if view.accepted else "in the kernel, not accepted yet"
+            lines.append(f"  {view.lane:<10} {state:<12} {note}".rstrip())
         return "\n".join(lines + [self.explanation])
 
 
@@ -185,10 +186,8 @@ class _Pending:
         self.thread: threading.Thread | None = None
 
     def cancel(self) -> None:
-        try:
+        with contextlib.suppress(OSError):  # already closed: nothing left to wake
             self.waker[1].send(b"x")
-        except OSError:
-            pass
 
     def close(self) -> None:
         for end in self.waker:

@@ -47,6 +47,19 @@ def socket_table_html(snapshot: Snapshot) -> str:
 class StepperWidget:
     """Step through a scenario one real socket call per click; see the module docstring."""
 
+    _shown: dict[str, StepperWidget] = {}
+
+    @classmethod
+    def show(cls, scenario: str = "basic", *, key: str = "default",
+             in_order: bool = True) -> StepperWidget:
+        """A new widget that replaces (closes) the one shown before under the same key, so
+        re-running a notebook cell never piles up sockets and threads."""
+        previous = cls._shown.pop(key, None)
+        if previous is not None:
+            previous.close()
+        widget = cls._shown[key] = cls(scenario, in_order=in_order)
+        return widget
+
     def __init__(self, scenario: str = "basic", *, in_order: bool = True) -> None:
         import ipywidgets as widgets
 

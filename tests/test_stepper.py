@@ -19,7 +19,8 @@ pytestmark = pytest.mark.kernel
 EXPECTED = {
     "basic": [
         {"listener": "LISTEN", "queue": 0},
-        {"client": "ESTABLISHED", "server 1": "ESTABLISHED", "queue": 1, "not accepted": ["server 1"]},
+        {"client": "ESTABLISHED", "server 1": "ESTABLISHED", "queue": 1,
+         "not accepted": ["server 1"]},
         {"server 1": "ESTABLISHED", "queue": 0, "accepted": ["server 1"]},
         {"result": "5 bytes"},
         {"result": "b'hello'"},

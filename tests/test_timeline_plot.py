@@ -167,7 +167,7 @@ def test_a_new_figure_when_no_axes_and_a_stable_repr():
     artists = plot_timeline(handshake_before_accept())
     assert isinstance(artists.figure, Figure)
     assert artists.figure.axes == [artists.ax]
-    assert repr(artists) == "<timeline: 4 lanes, 8 state bars, 5 calls>"
+    assert repr(artists) == "<timeline: listener, client, server 1, client 2; 5 calls>"
     assert artists._repr_png_().startswith(b"\x89PNG")
 
 

@@ -155,7 +155,8 @@ def _signature_problem(handler) -> str | None:
     try:
         inspect.signature(handler).bind(None)
     except TypeError:
-        return "the handler must take exactly one argument, the connected socket: def my_echo(conn):"
+        return ("the handler must take exactly one argument, the connected socket: "
+                "def my_echo(conn):")
     except ValueError:
         pass  # a builtin without a signature: just try it
     return None

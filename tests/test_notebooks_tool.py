@@ -1,0 +1,332 @@
+"""tools/notebooks.py on small notebooks in a temporary directory, and notebooks/sanitize.cfg."""
+
+from __future__ import annotations
+
+import importlib.util
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import nbformat
+import pytest
+from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook, new_output
+
+ROOT = Path(__file__).resolve().parent.parent
+_spec = importlib.util.spec_from_file_location("notebooks_tool", ROOT / "tools" / "notebooks.py")
+tool = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(tool)
+
+TITLES = {
+    "00-start-here": "Start here",
+    "01-sockets-and-echo": "01 · Sockets and echo",
+    "02-where-is-the-handshake": "Where is the handshake?",
+    "03-step-through": "Step through",
+    "04-backlog-and-the-accept-queue": "Backlog and the accept queue",
+    "05-packets-and-sequence-numbers": "Packets and sequence numbers",
+    "06-closing": "Closing",
+    "07-many-clients": "Many clients",
+}
+
+
+def write_notebook(directory: Path, stem: str, *, executed: bool = True, minor: int = 5) -> Path:
+    """A notebook as JupyterLab would save it: a title cell with a goal, two run code cells."""
+    notebook = new_notebook(cells=[
+        new_markdown_cell(f"# {TITLES[stem]}\n\n**Goal:** learn {stem[3:]}.\n\nMore text."),
+        new_code_cell("print('hello')"),
+        new_code_cell("1 + 1"),
+    ])
+    if executed:
+        notebook.cells[1].execution_count = 1
+        notebook.cells[1].outputs = [new_output("stream", name="stdout", text="hello\n")]
+        notebook.cells[2].execution_count = 2
+        notebook.cells[2].outputs = [new_output("execute_result", {"text/plain": "2"},
+                                                execution_count=2)]
+        notebook.cells[2].metadata["execution"] = {"iopub.status.busy": "2026-01-01T00:00:00Z"}
+    notebook.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3 (ipykernel)",
+                                       "language": "python"}
+    notebook.metadata["language_info"] = {"name": "python", "version": "3.12.4",
+                                          "mimetype": "text/x-python"}
+    notebook.metadata["widgets"] = {"application/vnd.jupyter.widget-state+json": {}}
+    if minor < 5:
+        notebook.nbformat_minor = minor
+        for cell in notebook.cells:
+            del cell["id"]
+    path = directory / f"{stem}.ipynb"
+    path.write_text(nbformat.writes(notebook, version=nbformat.NO_CONVERT), encoding="utf-8")
+    return path
+
+
+def course(directory: Path, stems=tuple(TITLES)) -> Path:
+    for stem in stems:
+        write_notebook(directory, stem)
+    return directory
+
+
+def sources(path: Path, tag: str) -> list[str]:
+    return [cell.source for cell in nbformat.read(path, as_version=4).cells
+            if tag in cell.metadata.get("tags", [])]
+
+
+def test_nav_puts_a_navigation_cell_first_and_last(tmp_path):
+    course(tmp_path, list(TITLES)[:3])
+    assert tool.main(["--dir", str(tmp_path), "nav"]) == 0
+    cells = nbformat.read(tmp_path / "01-sockets-and-echo.ipynb", as_version=4).cells
+    assert cells[0].metadata["tags"] == cells[-1].metadata["tags"] == ["navigation"]
+    assert cells[0].source == cells[-1].source
+    assert cells[0].source.splitlines()[-1] == (
+        "[← 00 Start here](00-start-here.ipynb) · [Course map](00-start-here.ipynb) · "
+        "[02 Where is the handshake? →](02-where-is-the-handshake.ipynb)")
+    assert cells[1].source.startswith("# 01 · Sockets and echo")  # the authored cells stay
+    assert len(cells) == 5
+    first = sources(tmp_path / "00-start-here.ipynb", "navigation")[0].splitlines()[-1]
+    last = sources(tmp_path / "02-where-is-the-handshake.ipynb", "navigation")[0].splitlines()[-1]
+    assert first == "[01 Sockets and echo →](01-sockets-and-echo.ipynb)"
+    assert last == ("[← 01 Sockets and echo](01-sockets-and-echo.ipynb) · "
+                    "[Course map](00-start-here.ipynb)")
+
+
+def test_nav_skips_missing_notebooks_in_links(tmp_path):
+    course(tmp_path, ["00-start-here", "02-where-is-the-handshake", "06-closing"])
+    tool.main(["--dir", str(tmp_path), "nav"])
+    (nav,) = set(sources(tmp_path / "02-where-is-the-handshake.ipynb", "navigation"))
+    assert "(00-start-here.ipynb)" in nav and "[06 Closing →](06-closing.ipynb)" in nav
+
+
+def test_the_course_index_lists_every_notebook_with_its_goal(tmp_path):
+    course(tmp_path, list(TITLES)[:3])
+    tool.main(["--dir", str(tmp_path), "nav"])
+    (index,) = sources(tmp_path / "00-start-here.ipynb", "course-index")
+    assert index.splitlines()[-3:] == [
+        "- [00 Start here](00-start-here.ipynb): learn start-here.",
+        "- [01 Sockets and echo](01-sockets-and-echo.ipynb): learn sockets-and-echo.",
+        "- [02 Where is the handshake?](02-where-is-the-handshake.ipynb): "
+        "learn where-is-the-handshake.",
+    ]
+    cells = nbformat.read(tmp_path / "00-start-here.ipynb", as_version=4).cells
+    assert [cell.metadata.get("tags", []) for cell in cells[:3]] == [
+        ["navigation"], [], ["course-index"]]  # right after the title cell
+    assert sources(tmp_path / "01-sockets-and-echo.ipynb", "course-index") == []
+
+
+def test_nav_replaces_its_cells_and_is_idempotent(tmp_path):
+    course(tmp_path, list(TITLES)[:3])
+    tool.main(["--dir", str(tmp_path), "nav"])
+    before = {path: path.read_text() for path in tmp_path.iterdir()}
+    assert tool.write_navigation(tmp_path) == []
+    assert {path: path.read_text() for path in tmp_path.iterdir()} == before
+    # Moving the index cell and renaming a notebook: the index is rewritten where it stands.
+    start = tmp_path / "00-start-here.ipynb"
+    notebook = nbformat.read(start, as_version=4)
+    notebook.cells.append(notebook.cells.pop(2))
+    nbformat.write(notebook, start)
+    write_notebook(tmp_path, "02-where-is-the-handshake")
+    text = (tmp_path / "02-where-is-the-handshake.ipynb").read_text()
+    (tmp_path / "02-where-is-the-handshake.ipynb").write_text(
+        text.replace("Where is the handshake?", "Where does the handshake happen?"))
+    assert set(tool.write_navigation(tmp_path)) == set(tmp_path.iterdir())
+    cells = nbformat.read(start, as_version=4).cells
+    assert cells[-2].metadata["tags"] == ["course-index"]
+    assert "Where does the handshake happen?" in cells[-2].source
+    assert sum("navigation" in c.metadata.get("tags", []) for c in cells) == 2
+
+
+def test_normalize_gives_the_canonical_form_and_is_idempotent(tmp_path):
+    path = write_notebook(tmp_path, "00-start-here", minor=4)
+    notebook = tool.normalize(tool.read(path))
+    assert (notebook.nbformat, notebook.nbformat_minor) == (4, 5)
+    assert notebook.metadata == {
+        "kernelspec": {"display_name": "Python 3 (ipykernel)", "language": "python",
+                       "name": "python3"},
+        "language_info": {"name": "python"},
+    }
+    assert all(re.fullmatch(r"[0-9a-f]{8}", cell.id) for cell in notebook.cells)
+    assert len({cell.id for cell in notebook.cells}) == 3
+    assert "execution" not in notebook.cells[2].metadata
+    assert [cell.get("execution_count") for cell in notebook.cells] == [None, 1, 2]
+    assert notebook.cells[2].outputs[0]["data"] == {"text/plain": "2"}  # outputs are kept
+    text = tool.canonical_text(notebook)
+    assert text.startswith('{\n "cells": [\n  {\n   "cell_type"')  # 1-space indent
+    assert tool.canonical_text(tool.normalize(nbformat.reads(text, as_version=4))) == text
+    tool.main(["--dir", str(tmp_path), "normalize"])
+    once = path.read_text()
+    tool.main(["--dir", str(tmp_path), "normalize"])
+    assert path.read_text() == once
+    assert tool.write_normalized(tmp_path) == []
+
+
+def test_normalize_keeps_good_ids_and_replaces_duplicates(tmp_path):
+    notebook = new_notebook(cells=[new_markdown_cell("# A"), new_code_cell("x"),
+                                   new_code_cell("y")])
+    notebook.cells[0].id = "title"
+    notebook.cells[1].id = notebook.cells[2].id = "same"
+    ids = [cell.id for cell in tool.normalize(notebook).cells]
+    assert ids[:2] == ["title", "same"] and ids[2] not in ("title", "same")
+
+
+def test_check_passes_on_a_complete_navigated_course(tmp_path, capsys):
+    course(tmp_path)
+    tool.main(["--dir", str(tmp_path), "nav"])
+    assert tool.check(tmp_path) == []
+    assert tool.main(["--dir", str(tmp_path), "check"]) == 0
+    assert "8 notebooks up to date" in capsys.readouterr().out
+
+
+def test_check_names_missing_notebooks(tmp_path, capsys):
+    course(tmp_path, [stem for stem in TITLES if stem != "04-backlog-and-the-accept-queue"])
+    tool.main(["--dir", str(tmp_path), "nav"])
+    assert tool.main(["--dir", str(tmp_path), "check"]) == 1
+    (problem,) = capsys.readouterr().err.splitlines()
+    assert "04-backlog-and-the-accept-queue.ipynb is missing" in problem
+    assert "make notebooks-run" in problem
+
+
+def test_check_catches_stale_navigation(tmp_path):
+    course(tmp_path)
+    tool.main(["--dir", str(tmp_path), "nav"])
+    path = tmp_path / "03-step-through.ipynb"
+    path.write_text(path.read_text().replace("# Step through", "# Stepping through"))
+    problems = tool.check(tmp_path)
+    # Its own cells are fine; the neighbours' links and the index name the old title.
+    stale = sorted(p.split(":")[0] for p in problems)
+    assert [Path(name).name for name in stale] == ["00-start-here.ipynb",
+                                                   "02-where-is-the-handshake.ipynb",
+                                                   "04-backlog-and-the-accept-queue.ipynb"]
+    assert all("navigation or course-index cells are stale" in p for p in problems)
+    assert all("tools/notebooks.py nav" in p for p in problems)
+
+
+def test_check_catches_a_notebook_without_navigation(tmp_path):
+    course(tmp_path)
+    tool.write_navigation(tmp_path)
+    path = write_notebook(tmp_path, "06-closing")
+    path.write_text(tool.canonical_text(tool.normalize(tool.read(path))))
+    (problem,) = tool.check(tmp_path)
+    assert "06-closing.ipynb" in problem and "stale" in problem
+
+
+def test_check_catches_an_unnormalized_notebook(tmp_path):
+    course(tmp_path)
+    tool.write_navigation(tmp_path)
+    path = tmp_path / "05-packets-and-sequence-numbers.ipynb"
+    notebook = nbformat.read(path, as_version=4)
+    notebook.metadata["language_info"]["version"] = "3.13.0"
+    nbformat.write(notebook, path)
+    (problem,) = tool.check(tmp_path)
+    assert "05-packets-and-sequence-numbers.ipynb is not in canonical form" in problem
+    assert "tools/notebooks.py normalize" in problem
+
+
+@pytest.mark.parametrize(("counts", "outputs", "expected"), [
+    ([1, 2], [True, True], []),
+    ([None, None], [False, False], []),
+    ([1, None], [True, False], []),
+    ([None, 1], [True, True], ["cell 2 has outputs but no execution count"]),
+    ([2, 3], [True, True], ["execution counts are [2, 3], not 1..2 in order"]),
+    ([2, 1], [True, True], ["execution counts are [2, 1], not 1..2 in order"]),
+])
+def test_execution_counts_must_be_one_to_n(counts, outputs, expected):
+    notebook = new_notebook(cells=[new_markdown_cell("# T")])
+    for count, has_output in zip(counts, outputs, strict=True):
+        cell = new_code_cell("print(1)", execution_count=count)
+        if has_output:
+            cell.outputs = [new_output("stream", name="stdout", text="1\n")]
+        notebook.cells.append(cell)
+    problems = tool.execution_problems(notebook)
+    assert len(problems) == len(expected)
+    assert all(p.startswith(e) for p, e in zip(problems, expected, strict=True))
+
+
+def test_check_reports_execution_problems_with_what_to_run(tmp_path):
+    course(tmp_path)
+    tool.write_navigation(tmp_path)
+    path = tmp_path / "07-many-clients.ipynb"
+    notebook = nbformat.read(path, as_version=4)
+    notebook.cells[3].execution_count = None  # cells: navigation, title, code, code, navigation
+    nbformat.write(notebook, path)
+    (problem,) = tool.check(tmp_path)
+    assert "07-many-clients.ipynb: cell 4 has outputs but no execution count" in problem
+    assert problem.endswith("run `make notebooks-run`")
+
+
+def test_run_executes_in_place_in_the_notebooks_directory(tmp_path):
+    path = write_notebook(tmp_path, "00-start-here", executed=False)
+    notebook = nbformat.read(path, as_version=4)
+    notebook.cells.append(new_code_cell("import os; os.path.basename(os.getcwd())"))
+    nbformat.write(notebook, path)
+    result = subprocess.run(
+        [sys.executable, str(ROOT / "tools" / "notebooks.py"), "--dir", str(tmp_path), "run"],
+        capture_output=True, text=True, timeout=tool.CELL_TIMEOUT_SECONDS, check=False)
+    assert result.returncode == 0, result.stderr
+    assert re.search(r"^\s*\d+\.\d s  00-start-here\.ipynb$", result.stdout, re.MULTILINE)
+    assert re.search(r"^\s*\d+\.\d s  total for 1 notebooks$", result.stdout, re.MULTILINE)
+    cells = nbformat.read(path, as_version=4).cells
+    code = [cell for cell in cells if cell.cell_type == "code"]
+    assert [cell.execution_count for cell in code] == [1, 2, 3]
+    assert code[0].outputs[0]["text"] == "hello\n"
+    assert code[2].outputs[0]["data"]["text/plain"] == repr(tmp_path.name)
+    assert cells[0].metadata["tags"] == ["navigation"]
+    assert tool.execution_problems(nbformat.read(path, as_version=4)) == []
+    assert [p for p in tool.check(tmp_path) if "00-start-here" in p] == []
+
+
+def test_run_refuses_a_name_outside_the_course(tmp_path, capsys):
+    write_notebook(tmp_path, "00-start-here")
+    assert tool.main(["--dir", str(tmp_path), "run", "99-nope"]) == 2
+    assert "99-nope: not a notebook of the course" in capsys.readouterr().err
+
+
+# -- notebooks/sanitize.cfg ---------------------------------------------------------------------
+def sanitize_patterns() -> list[tuple[str, str]]:
+    """The (regex, replace) pairs, read the way nbval reads them."""
+    text = (ROOT / "notebooks" / "sanitize.cfg").read_text(encoding="utf-8")
+    return re.findall(r"^regex: (.*)$\n^replace: (.*)$", text, flags=re.MULTILINE)
+
+
+def sanitize(text: str) -> str:
+    for regex, replace in sanitize_patterns():
+        text = re.sub(regex, replace, text)
+    return text
+
+
+def test_sanitize_cfg_has_only_well_formed_pairs():
+    text = (ROOT / "notebooks" / "sanitize.cfg").read_text(encoding="utf-8")
+    pairs = sanitize_patterns()
+    assert len(pairs) == text.count("\nregex: ") == text.count("\nreplace: ")
+    for regex, replace in pairs:
+        assert "^" not in regex.replace("[^", "") and not regex.endswith("$"), regex
+        assert replace == replace.strip(), f"trailing space in {replace!r}"
+        re.compile(regex)
+
+
+@pytest.mark.parametrize(("raw", "clean"), [
+    # ports
+    ("('127.0.0.1', 41557)", "('127.0.0.1', PORT)"),
+    ("laddr=('::1', 41557, 0, 0)", "laddr=('::1', PORT, 0, 0)"),
+    ("listening on 127.0.0.1:41557 now", "listening on 127.0.0.1:PORT now"),
+    ("[::1]:41557", "[::1]:PORT"),
+    ("connect() returned local port 50252", "connect() returned local port PORT"),
+    ("peer port 50252; Port 8", "peer port PORT; Port PORT"),
+    ("0100007F:A255 0100007F:1F90 0A", "0100007F:PORT 0100007F:PORT 0A"),
+    ("<socket.socket fd=5, family=2, type=1, proto=6, laddr=('127.0.0.1', 5)>",
+     "<socket.socket fd=FD, family=2, type=1, proto=6, laddr=('127.0.0.1', PORT)>"),
+    # times
+    ("connect() took 0.532 ms", "connect() took TIME"),
+    ("17.3 µs and 17.3 μs", "TIME and TIME"),
+    ("12 us, 1.05 s, 250 ns, 3ms", "TIME, TIME, TIME, TIME"),
+    ("   3.770 ms  listener   server  listen(128) called",
+     "   TIME  listener   server  listen(128) called"),
+    ("retries after 1.2e-05 s", "retries after TIME"),
+    # left alone
+    ("listen(1) with backlog 1: 2 sockets, 10 segments, 3 states, queue 1/128",
+     "listen(1) with backlog 1: 2 sockets, 10 segments, 3 states, queue 1/128"),
+    ("flags 0x12 SYN+ACK; seq=0 ack=1 relative", "flags 0x12 SYN+ACK; seq=0 ack=1 relative"),
+    ("<Figure size 950x310 with 1 Axes>", "<Figure size 950x310 with 1 Axes>"),
+    ("RFC 9293, TIME_WAIT, FIN_WAIT2", "RFC 9293, TIME_WAIT, FIN_WAIT2"),
+    # addresses, inodes, sequence numbers
+    ("<object at 0x7f3a2c1b4e50>", "<object at 0xADDRESS>"),
+    ("inode 123456 and inode=99", "inode INODE and inode=INODE"),
+    ("SYN seq=3141592653 ack=2718281828", "SYN seq=NUMBER ack=NUMBER"),
+])
+def test_sanitize_cfg_replacements(raw, clean):
+    assert sanitize(raw) == clean
