@@ -53,7 +53,7 @@ class _Lane:
         self.done = False
         self.peer_added = False
         self.peer: _Lane | None = None  # for the server's side: the client's lane
-        self.request: bytes | None = None  # the sock_diag request for its addresses
+        self.request = None  # the prepared sock_diag lookup of its addresses
 
 
 class Recorder:
@@ -302,7 +302,7 @@ class Recorder:
             for lane in lanes:
                 if lane.request is None:
                     lane.request = self._diag.request(lane.local, lane.remote)
-            return self._diag.lookup_requests([(lane.request, lane.remote[1]) for lane in lanes])
+            return self._diag.lookup_requests([lane.request for lane in lanes])
         from .procnet import find_rows, read_tcp_table
 
         results = []

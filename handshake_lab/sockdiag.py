@@ -15,6 +15,7 @@ import errno
 import functools
 import socket
 import struct
+from typing import NamedTuple
 
 from .states import TcpState
 
@@ -23,11 +24,10 @@ _SOCK_DIAG_BY_FAMILY = 20
 _NLM_F_REQUEST = 0x1
 _NLMSG_ERROR = 0x2
 _NLMSG_HEADER = struct.Struct("=IHHII")
-# struct inet_diag_req_v2 and struct inet_diag_sockid (include/uapi/linux/inet_diag.h);
-# ports and addresses are in network byte order, the interface and cookie in host order.
-_REQUEST_HEAD = struct.Struct("=BBBxI")
-_REQUEST_PORTS = struct.Struct("!HH")
-_REQUEST_TAIL = struct.Struct("=III")
+# One whole request: struct nlmsghdr, then struct inet_diag_req_v2 with its inet_diag_sockid
+# (include/uapi/linux/inet_diag.h). Ports go in network byte order (htons), addresses as
+# inet_pton gives them, the interface and the cookie in host order.
+_REQUEST = struct.Struct("=IHHII" "BBBxI" "HH16s16s" "III")
 _NO_COOKIE = 0xFFFFFFFF
 _BATCH = 64  # requests per datagram: well under the netlink message size limit
 _INODE = struct.Struct("=I")
@@ -42,15 +42,24 @@ def _packed_address(family: int, host: str) -> bytes:
     return socket.inet_pton(family, host).ljust(16, b"\0")
 
 
-def _request_body(local: Endpoint, remote: Endpoint) -> bytes:
+class Request(NamedTuple):
+    """A prepared lookup of one connection: built once, sent at every sample."""
+
+    sequence: int
+    message: bytes
+    remote_port: int
+
+
+def _request(sequence: int, local: Endpoint, remote: Endpoint) -> Request:
     family = socket.AF_INET6 if ":" in local[0] else socket.AF_INET
-    return b"".join((
-        _REQUEST_HEAD.pack(family, socket.IPPROTO_TCP, 0, 0xFFFFFFFF),
-        _REQUEST_PORTS.pack(local[1], remote[1]),
-        _packed_address(family, local[0]),
-        _packed_address(family, remote[0]),
-        _REQUEST_TAIL.pack(0, _NO_COOKIE, _NO_COOKIE),
-    ))
+    message = _REQUEST.pack(
+        _REQUEST.size, _SOCK_DIAG_BY_FAMILY, _NLM_F_REQUEST, sequence, 0,
+        family, socket.IPPROTO_TCP, 0, 0xFFFFFFFF,
+        socket.htons(local[1]), socket.htons(remote[1]),
+        _packed_address(family, local[0]), _packed_address(family, remote[0]),
+        0, _NO_COOKIE, _NO_COOKIE,
+    )
+    return Request(sequence, message, remote[1])
 
 
 def _decode_reply(kind: int, body: bytes, remote_port: int) -> tuple[TcpState, int] | None:
@@ -97,31 +106,23 @@ class SockDiag:
 
     def lookup_many(self, pairs: list[tuple[Endpoint, Endpoint]]) -> list:
         """lookup() for many connections, sent in batches."""
-        return self.lookup_requests([(self.request(local, remote), remote[1])
-                                     for local, remote in pairs])
+        return self.lookup_requests([self.request(local, remote) for local, remote in pairs])
 
-    @staticmethod
-    def request(local: Endpoint, remote: Endpoint) -> bytes:
-        """The request body for one connection, to keep and pass to lookup_requests."""
-        return _request_body(local, remote)
+    def request(self, local: Endpoint, remote: Endpoint) -> Request:
+        """A prepared lookup of local -> remote, to keep and pass to lookup_requests."""
+        self._sequence += 1
+        return _request(self._sequence, local, remote)
 
-    def lookup_requests(self, requests: list[tuple[bytes, int]]) -> list:
-        """Answers for (request body, remote port) pairs, up to _BATCH per send()."""
+    def lookup_requests(self, requests: list[Request]) -> list:
+        """The (state, inode) or None for each request, up to _BATCH per send()."""
         results = []
         for start in range(0, len(requests), _BATCH):
             results.extend(self._lookup_batch(requests[start:start + _BATCH]))
         return results
 
-    def _lookup_batch(self, requests: list[tuple[bytes, int]]) -> list:
-        first = self._sequence + 1
-        messages = []
-        for body, _remote_port in requests:
-            self._sequence += 1
-            messages.append(_NLMSG_HEADER.pack(_NLMSG_HEADER.size + len(body),
-                                               _SOCK_DIAG_BY_FAMILY, _NLM_F_REQUEST,
-                                               self._sequence, 0))
-            messages.append(body)
-        self._sock.send(b"".join(messages))
+    def _lookup_batch(self, requests: list[Request]) -> list:
+        self._sock.send(b"".join([request.message for request in requests]))
+        index = {request.sequence: position for position, request in enumerate(requests)}
         results: list = [None] * len(requests)
         answered = 0
         buffer, view = self._buffer, self._view
@@ -130,10 +131,11 @@ class SockDiag:
             offset = 0
             while offset < size:
                 length, kind, _flags, sequence, _pid = _NLMSG_HEADER.unpack_from(buffer, offset)
-                index = sequence - first
-                if 0 <= index < len(requests):
+                position = index.get(sequence)
+                if position is not None:  # else a late answer to an abandoned batch
                     body = view[offset + _NLMSG_HEADER.size:offset + length]
-                    results[index] = _decode_reply(kind, body, requests[index][1])
+                    results[position] = _decode_reply(kind, body,
+                                                      requests[position].remote_port)
                     answered += 1
                 offset += (length + 3) & ~3
         return results

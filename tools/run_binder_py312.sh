@@ -50,10 +50,12 @@ if [ "$(id -u)" -eq 0 ]; then
             LANG=C.UTF-8 TMPDIR="$WORK/tmp" CI="${CI:-}" "$@"
     }
     if ! as_user "$PY312" -c pass 2>/dev/null; then
+        # Only where the interpreter lives in root's home (pyenv), and only traversal (o+x).
+        root_home=$(getent passwd 0 | cut -d: -f6)
         case "$PY312" in
-            /root/*)
-                echo "uid $UNPRIVILEGED_UID cannot reach $PY312: making /root traversable (chmod o+x /root)"
-                chmod o+x /root
+            "$root_home"/*)
+                echo "uid $UNPRIVILEGED_UID cannot reach $PY312: making $root_home traversable (chmod o+x $root_home)"
+                chmod o+x "$root_home"
                 ;;
         esac
         as_user "$PY312" -c pass || {

@@ -62,10 +62,12 @@ chmod 755 "$WORK"
 mkdir "$WORK/home" "$WORK/tmp" "$WORK/repo"
 
 if ! as_user "$PY3" -c pass 2>/dev/null; then
+    # Only where the interpreter lives in root's home (pyenv), and only traversal (o+x).
+    root_home=$(getent passwd 0 | cut -d: -f6)
     case "$PY3" in
-        /root/*)
-            echo "uid $UNPRIVILEGED_UID cannot reach $PY3: making /root traversable (chmod o+x /root)"
-            chmod o+x /root
+        "$root_home"/*)
+            echo "uid $UNPRIVILEGED_UID cannot reach $PY3: making $root_home traversable (chmod o+x $root_home)"
+            chmod o+x "$root_home"
             ;;
     esac
     as_user "$PY3" -c pass || {

@@ -13,6 +13,7 @@ prints in /proc/net/tcp, which shows how long TIME_WAIT really lasts.
 
 from __future__ import annotations
 
+import functools
 import os
 import socket
 import time
@@ -29,8 +30,13 @@ Endpoint = tuple[str, int]
 _TIME_WAIT_TIMER = 3  # the "tr" code of a TIME_WAIT row (net/ipv4/tcp_ipv4.c)
 
 
+@functools.lru_cache(maxsize=1)
+def _sock_diag_available() -> bool:
+    return SockDiag.available()
+
+
 def _lookup(local: Endpoint, remote: Endpoint) -> TcpState | None:
-    if SockDiag.available():
+    if _sock_diag_available():
         with SockDiag() as diag:
             found = diag.lookup(local, remote)
         return found[0] if found else None
@@ -39,17 +45,25 @@ def _lookup(local: Endpoint, remote: Endpoint) -> TcpState | None:
 
 
 def state_by_address(local: Endpoint, remote: Endpoint, *, wait_for: TcpState | None = None,
+                     wait_until_gone: bool = False,
                      timeout: float = SHORT_TIMEOUT) -> TcpState | None:
     """The kernel's state of the connection local -> remote; None if it has none.
 
-    With `wait_for`, poll (every millisecond, at most `timeout` s) until that state shows:
-    a FIN and its ACK cross loopback in microseconds, but on another core. Returns the last
-    state seen, so the caller's assert shows what the kernel said instead.
+    With `wait_for` (a state) or `wait_until_gone`, poll every millisecond, for at most
+    `timeout` s, until the kernel shows that: a FIN and its ACK cross loopback in
+    microseconds, but possibly on another core. Returns the last state seen, so the
+    caller's assert shows what the kernel said rather than hanging or raising.
     """
     local, remote = tuple(local[:2]), tuple(remote[:2])
     deadline = time.monotonic() + timeout
     state = _lookup(local, remote)
-    while wait_for is not None and state is not wait_for and time.monotonic() < deadline:
+
+    def waiting() -> bool:
+        if wait_until_gone:
+            return state is not None
+        return wait_for is not None and state is not wait_for
+
+    while waiting() and time.monotonic() < deadline:
         time.sleep(0.001)
         state = _lookup(local, remote)
     return state

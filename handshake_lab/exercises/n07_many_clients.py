@@ -99,7 +99,7 @@ def check(on_ready) -> Feedback:
             _run_clients(server, feedback)
             # Let the loop see the last clients leave before asking what it kept.
             deadline = time.monotonic() + SHORT_TIMEOUT
-            while server.connection_count() > 0 and not server.errors \
+            while feedback.passed and server.connection_count() > 0 and not server.errors \
                     and time.monotonic() < deadline:
                 time.sleep(0.005)  # polling the loop's progress, bounded
     except RuntimeError as error:  # on_ready blocked and the loop could not be stopped

@@ -1,0 +1,111 @@
+"""Notebook 05's exercise checker and tables, on the shipped recording and on a real capture."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+
+from handshake_lab.capture import capture_handshake, load_recording
+from handshake_lab.exercises.n05_packets import (
+    ack_relations,
+    check,
+    handshake_of,
+    sequence_table,
+)
+
+pytestmark = pytest.mark.kernel
+
+RECORDING = load_recording()
+
+
+def solution(syn_seq, syn_ack_seq):
+    return (syn_seq + 1) % 2**32, (syn_ack_seq + 1) % 2**32
+
+
+def starter(syn_seq, syn_ack_seq):
+    """The notebook's starter code, as stored."""
+    syn_ack_ack = ...
+    ack_ack = ...
+    return syn_ack_ack, ack_ack
+
+
+def fix_lines(feedback) -> list[str]:
+    return [text for ok, text in feedback.lines if not ok]
+
+
+def test_handshake_of_picks_the_three_segments():
+    syn, syn_ack, ack = handshake_of(RECORDING.segments)
+    assert (syn.flags, syn_ack.flags, ack.flags) == ("SYN", "SYN+ACK", "ACK")
+    assert syn_ack.src == syn.dst and ack.src == syn.src
+
+
+@pytest.mark.parametrize(("keep", "message"), [
+    (lambda s: s.flags != "SYN", "no SYN"),
+    (lambda s: s.flags != "SYN+ACK", r"no SYN\+ACK"),
+    (lambda s: s.flags in ("SYN", "SYN+ACK"), "ACK was not captured"),
+])
+def test_handshake_of_says_what_is_missing(keep, message):
+    with pytest.raises(ValueError, match=message):
+        handshake_of([s for s in RECORDING.segments if keep(s)])
+
+
+def test_tables_show_relative_numbers_from_zero():
+    relative = sequence_table(RECORDING.segments, absolute=False).splitlines()
+    assert [line.split() for line in relative[1:]] == [
+        ["SYN", "client", "0", "-"], ["SYN+ACK", "server", "0", "1"], ["ACK", "client", "1", "1"]]
+    syn = RECORDING.segments[0]
+    assert str(syn.seq) in sequence_table(RECORDING.segments)
+    assert ack_relations(RECORDING.segments).count("True") == 3
+
+
+def test_ack_relations_notice_a_wrong_ack():
+    segments = list(RECORDING.segments)
+    segments[1] = dataclasses.replace(segments[1], ack=segments[0].seq)
+    assert ack_relations(segments).splitlines()[0].endswith("False")
+
+
+def test_a_correct_prediction_passes_on_the_recording_and_on_a_real_capture():
+    for capture in (RECORDING, capture_handshake()):
+        feedback = check(solution, capture)
+        assert feedback.passed, str(feedback)
+        assert len(feedback.lines) == 3
+
+
+def test_the_starter_code_is_told_to_replace_the_dots():
+    feedback = check(starter, RECORDING)
+    assert fix_lines(feedback) == ["the SYN+ACK's ack is still ...: replace it with an expression"]
+    assert str(feedback).startswith("Predicting the acks: not yet")
+
+
+@pytest.mark.parametrize(("prediction", "hint"), [
+    (lambda j, k: (j, k), "a SYN counts as one byte: add 1"),
+    (lambda j, k: (1, 1), "that is a relative number"),
+    (lambda j, k: (k + 1, j + 1), "built on the SYN+ACK's seq"),
+    (lambda j, k: (j + 1 + 2**32, k + 1), "keep the result below 2**32"),
+])
+def test_wrong_predictions_get_a_specific_hint(prediction, hint):
+    feedback = check(prediction, RECORDING)
+    assert not feedback.passed
+    assert hint in fix_lines(feedback)[0]
+
+
+def test_forgetting_the_wrap_around_is_caught():
+    feedback = check(lambda j, k: (j + 1, k + 1), RECORDING)
+    assert fix_lines(feedback) == [
+        "for seq = 2**32 - 1 you predicted (4294967296, 4294967296), but sequence numbers are "
+        "32 bits: the next one is 0; use (seq + 1) % 2**32"]
+
+
+@pytest.mark.parametrize(("prediction", "problem"), [
+    (lambda j, k: j + 1, "return two numbers"),
+    (lambda j, k: ("1", "2"), "not a whole number"),
+    (lambda j: (j, j), "predict_acks raised TypeError"),
+])
+def test_a_broken_function_is_explained(prediction, problem):
+    (line,) = fix_lines(check(prediction, RECORDING))
+    assert problem in line
+
+
+def test_something_not_callable_is_refused():
+    assert fix_lines(check(42, RECORDING)) == ["pass your function itself: check(predict_acks)"]
