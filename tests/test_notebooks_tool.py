@@ -139,6 +139,7 @@ def test_normalize_gives_the_canonical_form_and_is_idempotent(tmp_path):
         "kernelspec": {"display_name": "Python 3 (ipykernel)", "language": "python",
                        "name": "python3"},
         "language_info": {"name": "python"},
+        "widgets": {"application/vnd.jupyter.widget-state+json": {}},
     }
     assert all(re.fullmatch(r"[0-9a-f]{8}", cell.id) for cell in notebook.cells)
     assert len({cell.id for cell in notebook.cells}) == 3
