@@ -32,6 +32,7 @@ from typing import NamedTuple
 
 from handshake_lab.packets import DecodeError, Segment, decode_frame
 from handshake_lab.pcap import read_pcap, write_pcap
+from handshake_lab.procnet import read_tcp_table
 from handshake_lab.states import TcpState
 from handshake_lab.timeouts import (
     CAPTURE_TIMEOUT,
@@ -195,14 +196,9 @@ def _conversation_finished(segments: list[Segment]) -> bool:
 
 def _read_tcp_states(client_port: int, server_port: int) -> dict[str, TcpState]:
     """The client's and server's rows of /proc/net/tcp (the listener's LISTEN if no row yet)."""
-    with open("/proc/net/tcp") as file:
-        lines = file.read().splitlines()[1:]
     states: dict[str, TcpState] = {}
-    for line in lines:
-        fields = line.split()
-        local_port = int(fields[1].rsplit(":", 1)[1], 16)
-        remote_port = int(fields[2].rsplit(":", 1)[1], 16)
-        state = TcpState.from_code(int(fields[3], 16))
+    for row in read_tcp_table(server_port):
+        local_port, remote_port, state = row.local[1], row.remote[1], row.state
         if (local_port, remote_port) == (client_port, server_port):
             states["client"] = state
         elif (local_port, remote_port) == (server_port, client_port):
