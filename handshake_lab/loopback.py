@@ -276,8 +276,14 @@ class LoopbackServer:
             return
         self._closed = True
         self._stopping.set()
+        stuck = []
         if self._waker is not None:
+            # The accept thread owns the listener while it runs: stop it before closing it.
             self._waker[1].send(b"x")
+            accept_thread = self._threads[0]
+            accept_thread.join(THREAD_JOIN_TIMEOUT)
+            if accept_thread.is_alive():
+                stuck.append(accept_thread.name)
         if self._listener is not None:
             close(self._listener)
         with self._lock:
@@ -285,10 +291,9 @@ class LoopbackServer:
         for conn in connections:
             with contextlib.suppress(OSError):
                 conn.shutdown(socket.SHUT_RDWR)  # wakes a handler blocked in recv()
-        stuck = []
         for thread in self._threads:
             thread.join(THREAD_JOIN_TIMEOUT)
-            if thread.is_alive():
+            if thread.is_alive() and thread.name not in stuck:
                 stuck.append(thread.name)
         for conn in connections:
             conn.close()
@@ -348,15 +353,14 @@ class LoopbackServer:
         def run() -> None:
             try:
                 target(*args)
-            except BaseException as error:
-                if not self._stopping.is_set():
-                    self._errors.append(error)
+            except BaseException as error:  # raised again in the caller by close()
+                self._errors.append(error)
         thread = threading.Thread(target=run, name=f"handshake-lab-{name}", daemon=True)
         self._threads.append(thread)
         thread.start()
 
     def _accept_loop(self) -> None:
-        listener, wake = self.listener, self._waker[0]
+        listener, wake = self._listener, self._waker[0]
         listener.setblocking(False)
         with selectors.DefaultSelector() as selector:
             selector.register(listener, selectors.EVENT_READ)

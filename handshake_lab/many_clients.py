@@ -40,6 +40,7 @@ __all__ = [
     "echo_round_trip",
     "listener_queue_lengths",
     "measure_connections_per_second",
+    "time_wait_rows",
 ]
 
 Address = tuple[str, int]
@@ -380,9 +381,26 @@ def echo_round_trip(
         _close_with_reset(sock)
 
 
+def time_wait_rows(port: int) -> frozenset[tuple[Address, Address]]:
+    """The (local, remote) ends of every TIME_WAIT entry on ``port`` in the kernel's table now.
+
+    A port number is reused: entries left by an earlier program whose server had the same
+    number can still be there, so compare with a snapshot taken when the server started.
+    """
+    from .procnet import tcp_sockets
+    from .states import TcpState
+
+    return frozenset((row.local, row.remote) for row in tcp_sockets(port)
+                     if row.state is TcpState.TIME_WAIT)
+
+
 @dataclass(frozen=True)
 class LoadTestResult:
-    """What a load test measured: how many connections were answered, in how long."""
+    """What a load test measured: how many connections were answered, in how long.
+
+    ``time_wait_before``: the TIME_WAIT entries already on the port when the server started
+    (left by an earlier user of the same port number), so ``time_wait_left()`` is only ours.
+    """
 
     server: str
     port: int
@@ -391,6 +409,11 @@ class LoadTestResult:
     answered: int
     seconds: float
     errors: tuple[str, ...] = ()
+    time_wait_before: frozenset = frozenset()
+
+    def time_wait_left(self) -> frozenset[tuple[Address, Address]]:
+        """The TIME_WAIT entries on the port now that were not there when the server started."""
+        return time_wait_rows(self.port) - self.time_wait_before
 
     @property
     def rate(self) -> float:
@@ -442,6 +465,7 @@ def measure_connections_per_second(
 
     with server_factory() as server:
         address = server.address
+        time_wait_before = time_wait_rows(address[1])
         name = type(server).__name__ if name == "<lambda>" else name
         deadline = time.monotonic() + max_seconds
 
@@ -482,7 +506,7 @@ def measure_connections_per_second(
             raise RuntimeError(f"load-test client threads still running: {stuck}")
         port = address[1]
     return LoadTestResult(name, port, connections, concurrency, answered[0], seconds,
-                          tuple(errors))
+                          tuple(errors), time_wait_before)
 
 
 # -- reading a recording ---------------------------------------------------------------------

@@ -83,6 +83,7 @@ class Recorder:
         self._start_ns = self._end_ns = 0
         self._finished = False
         self._interval_ns = int(self.interval * 1e9)
+        self._tcp_info = tcpinfo.has_tcp_info()  # else psutil reads the states (macOS, Windows)
         self._last_sample_ns = 0
 
     # -- lifetime -------------------------------------------------------------------
@@ -254,10 +255,12 @@ class Recorder:
             if lane.role == "client" and not lane.peer_added:
                 self._resolve_local(lane)
             sock = lane.sock
-            if sock is not None and sock.fileno() >= 0:
+            if sock is not None and sock.fileno() >= 0 and self._tcp_info:
                 state, queue = tcpinfo.state_and_queue(sock)
                 detail = f"queue {queue.length}/{queue.maximum}" if state is TcpState.LISTEN else ""
                 retired |= self._observe(lane, state, detail)
+            elif sock is not None and sock.fileno() >= 0:
+                retired |= self._observe(lane, tcpinfo.socket_state(sock), "")  # psutil
             elif lane.role == "listener":
                 retired |= self._observe(lane, TcpState.CLOSED, "")
             elif lane.local is not None:
@@ -303,11 +306,11 @@ class Recorder:
                 if lane.request is None:
                     lane.request = self._diag.request(lane.local, lane.remote)
             return self._diag.lookup_requests([lane.request for lane in lanes])
-        from .procnet import find_rows, read_tcp_table
+        from .procnet import find_rows, tcp_sockets
 
         results = []
         for local, remote in ((lane.local, lane.remote) for lane in lanes):
-            rows = find_rows(read_tcp_table(local[1]), local, remote)
+            rows = find_rows(tcp_sockets(local[1]), local, remote)
             results.append((rows[0].state, rows[0].inode) if rows else None)
         return results
 

@@ -26,8 +26,12 @@ def socket_table_html(snapshot: Snapshot) -> str:
     rows = []
     for view in snapshot.sockets:
         state = view.state.linux_name if view.state else "none"
-        shown = (f"{view.state.rfc_name} <code>{view.state.linux_name}</code>"
-                 if view.state else "<i>not in the kernel</i>")
+        if view.state is None:
+            shown = "<i>not in the kernel</i>"
+        elif view.state.rfc_name == view.state.linux_name:
+            shown = view.state.rfc_name
+        else:
+            shown = f"{view.state.rfc_name} <code>{view.state.linux_name}</code>"
         notes = [view.detail] if view.detail and view.detail != "not accepted" else []
         if not view.accepted:
             notes.append("in the kernel, not yet accepted" if view.state else "no server side")

@@ -12,7 +12,9 @@ from handshake_lab.exercises.n05_packets import (
     check,
     handshake_of,
     sequence_table,
+    state_at,
 )
+from handshake_lab.states import TcpState
 
 pytestmark = pytest.mark.kernel
 
@@ -109,3 +111,12 @@ def test_a_broken_function_is_explained(prediction, problem):
 
 def test_something_not_callable_is_refused():
     assert fix_lines(check(42, RECORDING)) == ["pass your function itself: check(predict_acks)"]
+
+
+def test_state_at_reads_the_slow_motion_samples():
+    slow = load_recording(slow_motion=True)
+    syn, syn_ack, ack = handshake_of(slow.segments)
+    assert state_at(slow.states, "client", syn_ack.time) is TcpState.SYN_SENT
+    assert state_at(slow.states, "server", ack.time) is TcpState.SYN_RECEIVED
+    assert state_at(slow.states, "server", slow.states[-1][0]) is TcpState.ESTABLISHED
+    assert state_at(slow.states, "client", syn.time - 1) is None

@@ -7,6 +7,7 @@ import socket
 import time
 
 import pytest
+from kernel_helpers import wait_for
 
 from handshake_lab.many_clients import (
     CONNECTION,
@@ -17,26 +18,34 @@ from handshake_lab.many_clients import (
     echo_on_ready,
     echo_round_trip,
     measure_connections_per_second,
+    time_wait_rows,
 )
-from handshake_lab.procnet import tcp_sockets
-from handshake_lab.states import TcpState
 
 pytestmark = pytest.mark.kernel
 
 SERVERS = [ThreadPerConnectionEchoServer, SelectorEchoServer]
 
 
-def time_wait_rows(port: int) -> list:
-    return [row for row in tcp_sockets(port) if row.state is TcpState.TIME_WAIT]
-
-
 @pytest.mark.parametrize("server_class", SERVERS)
 def test_server_echoes_and_leaves_no_time_wait(server_class):
     with server_class() as server:
+        before = time_wait_rows(server.port)  # left by an earlier user of the port number
         assert server.address[0] == "127.0.0.1" and server.port > 0
         assert echo_round_trip(server.address, b"hello") == b"hello"
         port = server.port
-    assert time_wait_rows(port) == []
+    assert time_wait_rows(port) - before == frozenset()
+
+
+def test_time_wait_rows_sees_a_client_that_closes_first():
+    with ThreadPerConnectionEchoServer() as server:
+        before = time_wait_rows(server.port)
+        with socket.create_connection(server.address, timeout=2) as client:
+            client.sendall(b"x")
+            assert client.recv(1) == b"x"
+            ends = (client.getsockname()[:2], server.address)
+        # The client closed first (no SO_LINGER 0): its end waits in TIME_WAIT.
+        assert wait_for(lambda: ends in time_wait_rows(server.port) - before,
+                        what="the client's TIME_WAIT entry")
 
 
 @pytest.mark.parametrize("server_class", SERVERS)
@@ -84,7 +93,7 @@ def test_measure_answers_every_connection(server_class):
     assert result.answered == result.connections == 300 and result.errors == ()
     assert result.server == server_class.__name__ and result.rate > 0
     assert "300 of 300 connections answered" in str(result)
-    assert time_wait_rows(result.port) == []
+    assert result.time_wait_left() == frozenset()
 
 
 def test_measure_accepts_a_factory_function():

@@ -2,10 +2,13 @@
 
 `check(handler)` serves `handler` from a LoopbackServer and talks to it with a real client:
 two short messages, one message larger than a single recv(), then the client closes. Every
-wait is bounded; whatever the handler does (answers wrongly, returns early, raises, never
-returns) becomes one specific line of Feedback, and every socket and thread is gone when
-`check` returns. `connection_table` prints the kernel's rows for one server and one client
-as a small table, in a fixed order, for the notebook.
+wait is bounded; whatever the handler does (answers wrongly, returns early, raises, loops on
+after the client closed) becomes one specific line of Feedback, and every socket and thread
+is gone when `check` returns. (A handler stuck outside its socket, in a sleep say, is reported
+after the server's join timeout; its thread cannot be stopped from outside.)
+
+`connection_table` prints the kernel's rows for one server and one client as a small table,
+in a fixed order, for the notebook.
 """
 
 from __future__ import annotations

@@ -2,7 +2,8 @@
 
 ``handshake_of`` picks the SYN, SYN+ACK and ACK out of a capture; ``sequence_table`` shows
 their seq/ack numbers absolute and relative to each side's ISN (what Wireshark shows by default);
-``ack_relations`` prints the two rules of the handshake as True/False lines.
+``ack_relations`` prints the handshake's rules as True/False lines; ``state_at`` reads a slow-motion
+capture's sampled states at a given time.
 ``check(predict_acks)`` calls the learner's function with the seq numbers of a real capture and
 compares its answer with the acks the kernels really sent; then it tries the top of the sequence
 space, where the numbers wrap around (mod 2**32). Pure functions apart from the capture.
@@ -11,10 +12,11 @@ space, where the numbers wrap around (mod 2**32). Pure functions apart from the 
 from __future__ import annotations
 
 from ..packets import Segment, initial_sequence_numbers, relative_seq_ack
+from ..states import TcpState
 from ..tcp_model import SEQUENCE_SPACE
 from .feedback import Feedback
 
-__all__ = ["ack_relations", "check", "handshake_of", "sequence_table"]
+__all__ = ["ack_relations", "check", "handshake_of", "sequence_table", "state_at"]
 
 #: The highest sequence number: one more wraps around to 0.
 TOP_OF_SEQUENCE_SPACE = SEQUENCE_SPACE - 1
@@ -66,6 +68,16 @@ def ack_relations(segments: list[Segment]) -> str:
         f"ACK ack     = SYN+ACK seq + 1: {ack.ack == (syn_ack.seq + 1) % SEQUENCE_SPACE}",
         f"ACK seq     = SYN seq + 1:     {ack.seq == (syn.seq + 1) % SEQUENCE_SPACE}",
     ])
+
+
+def state_at(states, side: str, time: float) -> TcpState | None:
+    """The state ``side`` ('client' or 'server') was last seen in at or before ``time``.
+
+    ``states`` are a Capture's (time, side, TcpState) samples, each taken when a state changed;
+    None if that side had not been sampled yet.
+    """
+    seen = [(t, state) for t, who, state in states if who == side and t <= time]
+    return max(seen, key=lambda sample: sample[0])[1] if seen else None
 
 
 # -- the exercise -------------------------------------------------------------------------
