@@ -84,11 +84,9 @@ class _Traced:
                  remote: Address | None = None) -> None:
         self.recorder = recorder = active_recorder()
         self.name, self.detail = name, ""
-        if recorder is None:
-            return
-        self.lane = recorder.track(sock, role, remote)
-        self.actor = "client" if self.lane.startswith("client") else "server"
-        recorder.call(self.actor, self.lane, name)
+        if recorder is not None:
+            lane = recorder.begin(sock, role, remote, name)
+            self.lane, self.actor = lane.name, lane.actor
 
     def __enter__(self) -> _Traced:
         return self
@@ -333,7 +331,9 @@ class LoopbackServer:
             raise RuntimeError("this server accepts by itself in a background thread: make it "
                                "with LoopbackServer(auto_accept=False) to call accept() yourself")
         listener = self.listener
-        listener.settimeout(_check_timeout(timeout))
+        timeout = _check_timeout(timeout)
+        if listener.gettimeout() != timeout:  # a system call each time otherwise
+            listener.settimeout(timeout)
         conn = self._accept_one(listener)
         conn.settimeout(LOOPBACK_TIMEOUT)
         return conn

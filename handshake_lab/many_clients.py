@@ -202,22 +202,28 @@ class ThreadPerConnectionEchoServer(_EchoServer):
                         self._connections.add(conn)
                         if len(self._handlers) >= 64:  # keep only threads still running
                             self._handlers = [t for t in self._handlers if t.is_alive()]
-                        self._handlers.append(self._thread(self._serve, "thread-server", conn))
+                        self._handlers.append(
+                            self._thread(self._connection_thread, "thread-server", conn))
 
-    def _serve(self, conn: socket.socket) -> None:
+    def _connection_thread(self, conn: socket.socket) -> None:
         try:
-            while data := conn.recv(65536):
-                conn.sendall(data)
-        except (ConnectionResetError, TimeoutError):
-            pass  # the client reset the connection (SO_LINGER 0) or went quiet
-        except OSError:
-            if not self._stopping.is_set():
-                raise
+            self._serve(conn)
         finally:
             with self._lock:
                 self._connections.discard(conn)
                 self.served += 1
             conn.close()
+
+    def _serve(self, conn: socket.socket) -> None:
+        """One connection's thread: plain blocking calls, for this one client only."""
+        try:
+            while data := conn.recv(65536):  # b'' once the client has closed
+                conn.sendall(data)
+        except (ConnectionResetError, TimeoutError):
+            pass  # the client closed with RST (SO_LINGER 0), or went quiet
+        except OSError:
+            if not self._stopping.is_set():  # closing the server shuts the socket down
+                raise
 
     def _stop_threads(self) -> list[str]:
         stuck = []

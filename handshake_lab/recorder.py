@@ -40,12 +40,13 @@ def active_recorder() -> Recorder | None:
 class _Lane:
     """One socket on the timeline and how to ask the kernel about it."""
 
-    __slots__ = ("name", "role", "sock", "local", "remote", "state", "detail", "accepted",
-                 "done", "peer_added", "peer", "request")
+    __slots__ = ("name", "role", "actor", "sock", "local", "remote", "state", "detail",
+                 "accepted", "done", "peer_added", "peer", "request")
 
     def __init__(self, name: str, role: str, sock: socket.socket | None,
                  local=None, remote=None) -> None:
         self.name, self.role, self.sock = name, role, sock
+        self.actor = "client" if role == "client" else "server"
         self.local, self.remote = local, remote
         self.state: TcpState | None = None
         self.detail = ""
@@ -142,9 +143,14 @@ class Recorder:
         return Recording.from_events(events, self._start_ns, end_ns)
 
     def _run(self) -> None:
+        delay = self.interval
         try:
-            while not self._stop.wait(self.interval):
+            while not self._stop.wait(delay):
                 self.sample_if_due()
+                # While calls keep sampling in their own thread, wake less often: each wake
+                # takes the GIL from them. At most two intervals pass without a sample.
+                next_due_ns = self._last_sample_ns + 2 * self._interval_ns
+                delay = max(self.interval, (next_due_ns - time.monotonic_ns()) / 1e9)
         except BaseException as error:  # handed to the caller in stop()
             self._sampler_error = error
 
@@ -164,6 +170,12 @@ class Recorder:
     def failed(self, actor: str, lane: str, name: str, error: BaseException) -> None:
         self._record(ERROR, lane, name, actor, f"{type(error).__name__}: {error}")
         self.sample_if_due()
+
+    def begin(self, sock: socket.socket, role: str, remote, name: str) -> _Lane:
+        """A call on `sock` starts (the helpers' fast path: track() and call() in one)."""
+        lane = self._lane_of_socket.get(id(sock)) or self._new_lane(role, sock, remote=remote)
+        self._events.append((time.monotonic_ns(), CALL, lane.name, name, lane.actor, ""))
+        return lane
 
     def _new_lane(self, role: str, sock, local=None, remote=None, name=None) -> _Lane:
         with self._lock:
@@ -252,19 +264,20 @@ class Recorder:
         by_address = []
         retired = False
         for lane in lanes:
-            if lane.role == "client" and not lane.peer_added:
+            if not lane.peer_added and lane.role == "client":
                 self._resolve_local(lane)
             sock = lane.sock
-            if sock is not None and sock.fileno() >= 0 and self._tcp_info:
+            if sock is None or sock.fileno() < 0:
+                if lane.role == "listener":
+                    retired |= self._observe(lane, TcpState.CLOSED, "")
+                elif lane.local is not None:
+                    by_address.append(lane)
+            elif self._tcp_info:
                 state, queue = tcpinfo.state_and_queue(sock)
                 detail = f"queue {queue.length}/{queue.maximum}" if state is TcpState.LISTEN else ""
                 retired |= self._observe(lane, state, detail)
-            elif sock is not None and sock.fileno() >= 0:
+            else:
                 retired |= self._observe(lane, tcpinfo.socket_state(sock), "")  # psutil
-            elif lane.role == "listener":
-                retired |= self._observe(lane, TcpState.CLOSED, "")
-            elif lane.local is not None:
-                by_address.append(lane)
         for lane, result in zip(by_address, self._lookup_many(by_address), strict=True):
             if result is None:
                 retired |= self._observe(lane, None, "")

@@ -17,6 +17,7 @@ import socket
 import struct
 from typing import NamedTuple
 
+from .datagrams import DatagramReceiver
 from .states import TcpState
 
 _NETLINK_SOCK_DIAG = 4
@@ -29,7 +30,10 @@ _NLMSG_HEADER = struct.Struct("=IHHII")
 # inet_pton gives them, the interface and the cookie in host order.
 _REQUEST = struct.Struct("=IHHII" "BBBxI" "HH16s16s" "III")
 _NO_COOKIE = 0xFFFFFFFF
+_SEQUENCE, _SEQUENCE_OFFSET = struct.Struct("=I"), 8  # nlmsg_seq
+_PORTS, _PORTS_OFFSET = struct.Struct("!HH"), 24  # idiag_sport, idiag_dport
 _BATCH = 64  # requests per datagram: well under the netlink message size limit
+_TIMEOUT = 1.0  # the kernel answers while send() runs; this only bounds a broken kernel
 _INODE = struct.Struct("=I")
 _STATES = {state.code: state for state in TcpState}
 _REPLY_INODE_OFFSET = 4 + 48 + 16  # after family..retrans, the sockid, expires..uid
@@ -50,16 +54,23 @@ class Request(NamedTuple):
     remote_port: int
 
 
-def _request(sequence: int, local: Endpoint, remote: Endpoint) -> Request:
-    family = socket.AF_INET6 if ":" in local[0] else socket.AF_INET
-    message = _REQUEST.pack(
-        _REQUEST.size, _SOCK_DIAG_BY_FAMILY, _NLM_F_REQUEST, sequence, 0,
-        family, socket.IPPROTO_TCP, 0, 0xFFFFFFFF,
-        socket.htons(local[1]), socket.htons(remote[1]),
-        _packed_address(family, local[0]), _packed_address(family, remote[0]),
+@functools.lru_cache(maxsize=64)
+def _template(local_host: str, remote_host: str) -> bytes:
+    """The whole request for this pair of hosts, with sequence number and ports still zero."""
+    family = socket.AF_INET6 if ":" in local_host else socket.AF_INET
+    return _REQUEST.pack(
+        _REQUEST.size, _SOCK_DIAG_BY_FAMILY, _NLM_F_REQUEST, 0, 0,
+        family, socket.IPPROTO_TCP, 0, 0xFFFFFFFF, 0, 0,
+        _packed_address(family, local_host), _packed_address(family, remote_host),
         0, _NO_COOKIE, _NO_COOKIE,
     )
-    return Request(sequence, message, remote[1])
+
+
+def _request(sequence: int, local: Endpoint, remote: Endpoint) -> Request:
+    message = bytearray(_template(local[0], remote[0]))
+    _SEQUENCE.pack_into(message, _SEQUENCE_OFFSET, sequence)
+    _PORTS.pack_into(message, _PORTS_OFFSET, local[1], remote[1])
+    return Request(sequence, bytes(message), remote[1])
 
 
 def _decode_reply(kind: int, body: bytes, remote_port: int) -> tuple[TcpState, int] | None:
@@ -79,11 +90,9 @@ class SockDiag:
 
     def __init__(self) -> None:
         self._sock = socket.socket(socket.AF_NETLINK, socket.SOCK_DGRAM, _NETLINK_SOCK_DIAG)
-        self._sock.settimeout(1.0)
         self._sequence = 0
-        # One reply is under 200 bytes; the kernel never sends more than a page at once here.
-        self._buffer = bytearray(8192)
-        self._view = memoryview(self._buffer)
+        # One reply is under 200 bytes; a batch's replies come in at most _BATCH datagrams.
+        self._receiver = DatagramReceiver(self._sock, count=_BATCH, size=512)
 
     @staticmethod
     def available() -> bool:
@@ -125,23 +134,23 @@ class SockDiag:
         index = {request.sequence: position for position, request in enumerate(requests)}
         results: list = [None] * len(requests)
         answered = 0
-        buffer, view = self._buffer, self._view
         while answered < len(requests):
-            size = self._sock.recv_into(buffer)
-            offset = 0
-            while offset < size:
-                length, kind, _flags, sequence, _pid = _NLMSG_HEADER.unpack_from(buffer, offset)
-                position = index.get(sequence)
-                if position is not None:  # else a late answer to an abandoned batch
-                    body = view[offset + _NLMSG_HEADER.size:offset + length]
-                    results[position] = _decode_reply(kind, body,
-                                                      requests[position].remote_port)
-                    answered += 1
-                offset += (length + 3) & ~3
+            for datagram in self._receiver.receive(len(requests) - answered, _TIMEOUT):
+                offset = 0
+                while offset < len(datagram):
+                    length, kind, _flags, sequence, _pid = _NLMSG_HEADER.unpack_from(
+                        datagram, offset)
+                    position = index.get(sequence)
+                    if position is not None:  # else a late answer to an abandoned batch
+                        body = datagram[offset + _NLMSG_HEADER.size:offset + length]
+                        results[position] = _decode_reply(kind, body,
+                                                          requests[position].remote_port)
+                        answered += 1
+                    offset += (length + 3) & ~3
         return results
 
     def close(self) -> None:
-        self._view.release()
+        self._receiver.close()
         self._sock.close()
 
     def __enter__(self) -> SockDiag:
