@@ -11,6 +11,7 @@ through these helpers is reported to the active Recorder, if one is recording.
 from __future__ import annotations
 
 import contextlib
+import errno
 import functools
 import ipaddress
 import selectors
@@ -156,7 +157,7 @@ def finish_connect(sock: socket.socket, *, timeout: float = LOOPBACK_TIMEOUT) ->
                                "server's accept queue full? accept() a connection to free it")
         error = sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
         if error:
-            raise OSError(error, f"connect() failed: {socket.errno.errorcode.get(error, error)}")
+            raise OSError(error, f"connect() failed: {errno.errorcode.get(error, error)}")
     sock.setblocking(True)
     sock.settimeout(LOOPBACK_TIMEOUT)
 

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import errno
 import selectors
 import socket
 import threading
@@ -34,6 +35,8 @@ from .timeouts import THREAD_JOIN_TIMEOUT
 STEP_BLOCK_TIMEOUT = 180.0
 #: How long a step waits in the caller's thread before it hands the wait to a worker.
 STEP_GRACE = 0.02
+#: How long a snapshot waits for the capture thread to read a step's first packet.
+PACKET_GRACE = 0.005
 
 HOST = "127.0.0.1"
 GREETING = b"hello"
@@ -88,6 +91,8 @@ class Snapshot:
     pending: tuple[str, ...]
     next_steps: tuple[str, ...]
     finished: bool
+    #: The segments captured on the wire since the step began (live capture only, else ()).
+    packets: tuple = ()
 
     def state_of(self, lane: str) -> TcpState | None:
         """The kernel state of one lane ('listener', 'client', 'server 1', ...)."""
@@ -203,15 +208,19 @@ class Stepper:
     """
 
     def __init__(self, scenario: str = "basic", *, in_order: bool = True,
-                 on_change: Callable[[Snapshot], None] | None = None) -> None:
+                 on_change: Callable[[Snapshot], None] | None = None,
+                 capture_packets: bool = True) -> None:
         if scenario not in SCENARIOS:
             raise ValueError(f"unknown scenario {scenario!r}; choose one of "
                              f"{', '.join(SCENARIOS)}")
         self.scenario = SCENARIOS[scenario]
         self.in_order = in_order
         self.on_change = on_change
+        self.capture_packets = capture_packets
+        self.packets_note = ""
         self._lock = threading.RLock()
         self._recorder: Recorder | None = None
+        self._sniffer = None
         self._closed = False
         self._generation = 0
         self._start()
@@ -236,6 +245,22 @@ class Stepper:
         self._sockets["server"] = listener
         self.address = listener.getsockname()[:2]
         self._lanes["server"] = self._recorder.track(listener, "listener")
+        self._sniffer, self._packets_from, self._expected_packets = self._start_capture(), 0, 0
+
+    def _start_capture(self):
+        """Capture the lab's packets where this process may (root or CAP_NET_RAW)."""
+        if not self.capture_packets:
+            self.packets_note = "Packet capture is off for this stepper (capture_packets=False)."
+            return None
+        from .capture import LoopbackSniffer
+
+        sniffer = LoopbackSniffer(self.address[1])
+        try:
+            return sniffer.__enter__()
+        except OSError:  # PermissionError without CAP_NET_RAW; no packet sockets off Linux
+            self.packets_note = ("Packets are not shown here: live capture needs root or "
+                                 "CAP_NET_RAW. Notebook 05 shows real packets another way.")
+            return None
 
     def close(self) -> None:
         """Cancel pending calls, close every socket, join every thread (idempotent)."""
@@ -257,6 +282,8 @@ class Stepper:
             pending.close()
         for sock in self._sockets.values():
             sock.close()
+        if self._sniffer is not None:
+            self._sniffer.__exit__(None, None, None)
         if self._recorder is not None:
             self._recorder.stop()
         if stuck:
@@ -329,6 +356,8 @@ class Stepper:
                     raise ValueError(f"{label!r} cannot be taken now; available: "
                                      f"{[s.label for s in available] or 'none'}")
             self._taken.append(step.label)
+            if self._sniffer is not None:
+                self._packets_from = len(self._sniffer.segments)
             self._perform(step)
         return self.snapshot()
 
@@ -359,6 +388,7 @@ class Stepper:
         return self._lanes.get(step.target, step.target)
 
     def _finish(self, step: Step, result: str, transitions: list) -> None:
+        self._expected_packets = sum(t.sent is not None for t in transitions)
         if transitions:
             explanation = tcp_model.narrate(transitions)
         elif step.call in ("accept", "recv"):
@@ -389,13 +419,13 @@ class Stepper:
         code = sock.connect_ex(self.address)
         self._recorder.client_port_known(sock, sock.getsockname())
         transitions = self._model_apply(model.connect) if self._is_listening() else []
-        if code not in (0, 115):  # 115: EINPROGRESS, the normal answer of a non-blocking connect
-            raise OSError(code, socket.errno.errorcode.get(code, str(code)))
+        if code not in (0, errno.EINPROGRESS):  # the normal answer of a non-blocking connect
+            raise OSError(code, errno.errorcode.get(code, str(code)))
 
         def finish() -> str:
             error = sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
             if error:
-                raise OSError(error, socket.errno.errorcode.get(error, str(error)))
+                raise OSError(error, errno.errorcode.get(error, str(error)))
             sock.setblocking(True)
             return f"connected from port {sock.getsockname()[1]}"
 
@@ -559,7 +589,18 @@ class Stepper:
                 pending=tuple(p.step.label for p in self._pending.values()),
                 next_steps=tuple(step.label for step in self.available()),
                 finished=len(self._taken) == len(self.scenario.steps) and not self._pending,
+                packets=self._step_packets(),
             )
+
+    def _step_packets(self) -> tuple:
+        """What the sniffer saw since the step began. Loopback delivers within the call, but
+        the sniffer thread may still be reading: wait (bounded) for as many segments as the
+        TCP model says the step sent."""
+        if self._sniffer is None:
+            return ()
+        expected = self._packets_from + self._expected_packets  # what the model says was sent
+        self._sniffer.wait_for(lambda segments: len(segments) >= expected, PACKET_GRACE)
+        return tuple(self._sniffer.segments[self._packets_from:])
 
     def _lane_views(self):
         for lane, state, detail, accepted in self._recorder.lane_states():

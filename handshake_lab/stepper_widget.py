@@ -48,6 +48,19 @@ def socket_table_html(snapshot: Snapshot) -> str:
             + "".join(rows) + "</table>")
 
 
+def packets_html(snapshot: Snapshot, note: str) -> str:
+    """The segments the step put on the wire, as captured (pure: snapshot in, text out)."""
+    if note:
+        return f"<p><i>{html.escape(note)}</i></p>"
+    if not snapshot.packets:
+        return "<p>Captured on the wire: nothing.</p>" if snapshot.step else ""
+    items = "".join(
+        f"<li><code>{p.src_port} → {p.dst_port} {html.escape(p.flags)} seq={p.seq}"
+        + (f" ack={p.ack}" if "ACK" in p.flags else "") + "</code></li>"
+        for p in snapshot.packets)
+    return f"<p>Captured on the wire (live):</p><ul>{items}</ul>"
+
+
 class StepperWidget:
     """Step through a scenario one real socket call per click; see the module docstring."""
 
@@ -145,7 +158,8 @@ class StepperWidget:
             self._table.value = socket_table_html(snapshot)
             self._explanation.value = (
                 f"<p><b>{html.escape(snapshot.step or 'Ready')}</b> → "
-                f"{html.escape(snapshot.result)}</p><p>{html.escape(snapshot.explanation)}</p>")
+                f"{html.escape(snapshot.result)}</p><p>{html.escape(snapshot.explanation)}</p>"
+                + packets_html(snapshot, self.stepper.packets_note))
             self._timeline.value = timeline_png(self.stepper.recording,
                                                 title=f"{SCENARIOS[snapshot.scenario].title}: "
                                                       "kernel states and calls")

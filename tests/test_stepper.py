@@ -213,3 +213,23 @@ def test_the_widget_clicked_from_the_kernel_side():
                 assert images[-1] != images[-2], f"the timeline did not change after {step.label}"
                 check_step(widget.stepper, shown, expected, step.label)
         assert widget.stepper._closed
+
+
+def test_the_packets_each_step_put_on_the_wire_where_capture_is_allowed():
+    with Stepper("basic") as stepper:
+        if stepper.packets_note:
+            pytest.skip(stepper.packets_note)
+        stepper.step()
+        connected = stepper.step()
+        syn, syn_ack, ack = connected.packets[:3]
+        assert [syn.flags, syn_ack.flags, ack.flags] == ["SYN", "SYN+ACK", "ACK"]
+        assert syn_ack.ack == (syn.seq + 1) % 2**32 and ack.ack == (syn_ack.seq + 1) % 2**32
+        assert stepper.step().packets == (), "accept() puts nothing on the wire"
+
+
+def test_without_capture_the_stepper_says_why_in_one_sentence():
+    with Stepper("basic", capture_packets=False) as stepper:
+        stepper.step()
+        assert stepper.step().packets == ()
+        assert stepper.packets_note == ("Packet capture is off for this stepper "
+                                        "(capture_packets=False).")
