@@ -27,6 +27,7 @@ from .states import TcpState
 from .timeline import CALL, ERROR, RETURN, STATE, Event, Recording
 from .timeouts import SAMPLE_INTERVAL, THREAD_JOIN_TIMEOUT
 
+_now = time.monotonic_ns  # bound once: it is called for every event
 _active_lock = threading.Lock()
 _active: Recorder | None = None
 
@@ -40,12 +41,12 @@ def active_recorder() -> Recorder | None:
 class _Lane:
     """One socket on the timeline and how to ask the kernel about it."""
 
-    __slots__ = ("name", "role", "actor", "sock", "local", "remote", "state", "detail",
-                 "accepted", "done", "peer_added", "peer", "request")
+    __slots__ = ("name", "number", "role", "actor", "sock", "local", "remote", "state",
+                 "detail", "accepted", "done", "peer_added", "peer", "request")
 
-    def __init__(self, name: str, role: str, sock: socket.socket | None,
+    def __init__(self, name: str, number: int, role: str, sock: socket.socket | None,
                  local=None, remote=None) -> None:
-        self.name, self.role, self.sock = name, role, sock
+        self.name, self.number, self.role, self.sock = name, number, role, sock
         self.actor = "client" if role == "client" else "server"
         self.local, self.remote = local, remote
         self.state: TcpState | None = None
@@ -159,10 +160,10 @@ class Recorder:
         self._events.append((time.monotonic_ns(), kind, lane, name, actor, detail))
 
     def call(self, actor: str, lane: str, name: str) -> None:
-        self._events.append((time.monotonic_ns(), CALL, lane, name, actor, ""))
+        self._events.append((_now(), CALL, lane, name, actor, ""))
 
     def returned(self, actor: str, lane: str, name: str, detail: str = "") -> None:
-        now = time.monotonic_ns()
+        now = _now()
         self._events.append((now, RETURN, lane, name, actor, detail))
         if now - self._last_sample_ns >= self._interval_ns:
             self.sample_if_due()
@@ -174,15 +175,16 @@ class Recorder:
     def begin(self, sock: socket.socket, role: str, remote, name: str) -> _Lane:
         """A call on `sock` starts (the helpers' fast path: track() and call() in one)."""
         lane = self._lane_of_socket.get(id(sock)) or self._new_lane(role, sock, remote=remote)
-        self._events.append((time.monotonic_ns(), CALL, lane.name, name, lane.actor, ""))
+        self._events.append((_now(), CALL, lane.name, name, lane.actor, ""))
         return lane
 
-    def _new_lane(self, role: str, sock, local=None, remote=None, name=None) -> _Lane:
+    def _new_lane(self, role: str, sock, local=None, remote=None, number=None) -> _Lane:
+        """Lanes are named by role and number: 'client', 'client 2', 'server 1', ..."""
         with self._lock:
-            if name is None:
-                count = self._counts[role] = self._counts.get(role, 0) + 1
-                name = role if count == 1 and role != "server" else f"{role} {count}"
-            lane = _Lane(name, role, sock, local, remote)
+            if number is None:
+                number = self._counts[role] = self._counts.get(role, 0) + 1
+            name = role if number == 1 and role != "server" else f"{role} {number}"
+            lane = _Lane(name, number, role, sock, local, remote)
             self._lanes.append(lane)
             self._live_lanes.append(lane)
             if role == "server":
@@ -210,7 +212,7 @@ class Recorder:
         """The client's connect() has started and has this local address."""
         lane = self._lane_of_socket.get(id(sock))
         if lane is not None and not lane.peer_added and lane.remote is not None:
-            self._add_server_side(lane, tuple(local[:2]))
+            self._add_server_side(lane, local[:2])
 
     def track_accepted(self, sock: socket.socket, local, remote) -> str:
         """Register a socket accept() returned: it continues the lane of the server's side."""
@@ -226,8 +228,7 @@ class Recorder:
     def _add_server_side(self, lane: _Lane, local) -> None:
         """The kernel builds the server's side of a connection before any accept(): track it."""
         lane.local, lane.peer_added = local, True
-        number = lane.name.rsplit(" ", 1)[-1] if " " in lane.name else "1"
-        peer = self._new_lane("server", None, lane.remote, local, name=f"server {number}")
+        peer = self._new_lane("server", None, lane.remote, local, number=lane.number)
         peer.peer = lane
 
     def _resolve_local(self, lane: _Lane) -> None:
