@@ -15,6 +15,7 @@ _EXPORTS = {
     "TcpState": "states",
     "tcp_sockets": "procnet",
     "parse_tcp_table": "procnet",
+    "connection_state": "connection_state",
     "socket_state": "tcpinfo",
     "accept_queue": "tcpinfo",
     # loopback helpers

@@ -8,7 +8,8 @@ NAMESPACE or the slow-motion recording. ``tiers=`` or the environment variable
 HANDSHAKE_LAB_CAPTURE_TIERS (e.g. "namespace,recording") restricts the tiers tried.
 Rules: every socket and thread is closed by a context manager; every wait has a timeout from
 ``timeouts``; only segments to or from the lab's server port are kept; loopback shows each packet
-twice, so the outgoing copy (PACKET_OUTGOING) is dropped.
+twice, so the outgoing copy (PACKET_OUTGOING) is dropped. ``state_at`` (pure) reads a slow-motion
+capture's sampled states at a given moment.
 """
 
 from __future__ import annotations
@@ -51,6 +52,7 @@ __all__ = [
     "capture_handshake",
     "load_recording",
     "run_experiment",
+    "state_at",
     "write_pcap",
 ]
 
@@ -85,6 +87,16 @@ class Capture:
     explanation: str
     states: list[StateSample] = field(default_factory=list)
     recorded_on: tuple[str, str] | None = None
+
+
+def state_at(states: Iterable[StateSample], side: str, time: float) -> TcpState | None:
+    """The state ``side`` ('client' or 'server') was last seen in at or before ``time``.
+
+    ``states`` are a Capture's (time, side, TcpState) samples, each taken when a state changed;
+    None if that side had not been sampled yet.
+    """
+    seen = [(t, state) for t, who, state in states if who == side and t <= time]
+    return max(seen, key=lambda sample: sample[0])[1] if seen else None
 
 
 class TierChoice(NamedTuple):

@@ -38,7 +38,6 @@ __all__ = [
     "ThreadPerConnectionEchoServer",
     "echo_on_ready",
     "echo_round_trip",
-    "listener_queue_lengths",
     "measure_connections_per_second",
     "time_wait_rows",
 ]
@@ -513,20 +512,3 @@ def measure_connections_per_second(
         port = address[1]
     return LoadTestResult(name, port, connections, concurrency, answered[0], seconds,
                           tuple(errors), time_wait_before)
-
-
-# -- reading a recording ---------------------------------------------------------------------
-def listener_queue_lengths(recording, lane: str = "listener") -> list[int]:
-    """The accept-queue lengths a Recorder saw on a listener's lane, in time order.
-
-    The recorder writes a LISTEN socket's queue in each state event's detail as
-    'queue LENGTH/MAXIMUM'; events without it are skipped. Pure: no sockets, no clock.
-    """
-    lengths = []
-    for event in recording.events:
-        if event.kind != "state" or event.lane != lane:
-            continue
-        words = event.detail.split()
-        if len(words) == 2 and words[0] == "queue" and "/" in words[1]:
-            lengths.append(int(words[1].split("/")[0]))
-    return lengths

@@ -7,7 +7,9 @@ thousands of TIME_WAIT rows. The hex state codes are Linux's (see states.py).
 
 Addresses are printed by the kernel as 32-bit words in host byte order; tcp6 has four.
 For a LISTEN row, rx_queue is the current accept-queue length. A connection the kernel has
-finished but no process has accepted yet has inode 0.
+finished but no process has accepted yet has inode 0. The "tr:tm->when" column is the running
+timer and, in clock ticks (USER_HZ), how long until it fires: a TIME_WAIT row's shows how much
+of TIME_WAIT is left. `format_rows` (pure) prints one server's and one client's rows as a table.
 """
 
 from __future__ import annotations
@@ -22,6 +24,9 @@ from collections.abc import Iterable
 from .states import TcpState
 
 Endpoint = tuple[str, int]
+
+#: USER_HZ: the clock ticks per second in which /proc prints times (100 on most systems).
+CLOCK_TICKS_PER_SECOND = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
 
 #: The "tr" column: which timer is running (net/ipv4/tcp_ipv4.c, get_tcp4_sock).
 TIMER_NAMES = {
@@ -47,6 +52,8 @@ class TcpSocketRow:
     tx_queue: int
     rx_queue: int
     timer: str
+    #: Seconds until `timer` fires (0.0 when no timer runs).
+    timer_seconds: float
     retransmits: int
     uid: int
     inode: int
@@ -92,11 +99,13 @@ def parse_tcp_table(
     source: str = "/proc/net/tcp",
     port: int | None = None,
     byteorder: str = sys.byteorder,
+    ticks_per_second: int = CLOCK_TICKS_PER_SECOND,
 ) -> list[TcpSocketRow]:
     """Decode the text of /proc/net/tcp or tcp6; keep rows whose local or remote port is `port`.
 
     `byteorder` is the byte order of the machine that wrote the text (the kernel prints
-    addresses in host order). A malformed line raises ProcNetParseError naming the line.
+    addresses in host order) and `ticks_per_second` its USER_HZ (timers are in ticks).
+    A malformed line raises ProcNetParseError naming the line.
     """
     wanted = _port_hex(port) if port is not None else None
     rows = []
@@ -109,7 +118,7 @@ def parse_tcp_table(
         ):
             continue
         try:
-            row = _parse_row(fields, byteorder)
+            row = _parse_row(fields, byteorder, ticks_per_second)
         except (ValueError, IndexError, struct.error) as error:
             raise ProcNetParseError(
                 f"{source} line {number} is not in the kernel's layout ({error}): {line.strip()!r}"
@@ -119,11 +128,11 @@ def parse_tcp_table(
     return rows
 
 
-def _parse_row(fields: list[str], byteorder: str) -> TcpSocketRow:
+def _parse_row(fields: list[str], byteorder: str, ticks_per_second: int) -> TcpSocketRow:
     if len(fields) < 10 or not fields[0].endswith(":"):
         raise ValueError(f"expected at least 10 fields after 'sl:', got {len(fields)}")
     tx_queue, rx_queue = (int(part, 16) for part in fields[4].split(":"))
-    timer_code = int(fields[5].split(":")[0], 16)
+    timer_code, timer_ticks = (int(part, 16) for part in fields[5].split(":"))
     return TcpSocketRow(
         local=_decode_endpoint(fields[1], byteorder),
         remote=_decode_endpoint(fields[2], byteorder),
@@ -131,6 +140,7 @@ def _parse_row(fields: list[str], byteorder: str) -> TcpSocketRow:
         tx_queue=tx_queue,
         rx_queue=rx_queue,
         timer=TIMER_NAMES.get(timer_code, f"timer {timer_code}"),
+        timer_seconds=timer_ticks / ticks_per_second,
         retransmits=int(fields[6], 16),
         uid=int(fields[7]),
         inode=int(fields[9]),
@@ -170,6 +180,30 @@ def tcp_sockets(port: int | None = None) -> list[TcpSocketRow]:
 def find_rows(rows: Iterable[TcpSocketRow], local: Endpoint, remote: Endpoint):
     """The rows with exactly this local and remote endpoint."""
     return [row for row in rows if row.local == local and row.remote == remote]
+
+
+def format_rows(rows: Iterable[TcpSocketRow], server_address, client_address) -> str:
+    """One server's listener, a client and the server's side of their connection, as a table.
+
+    Rows of other connections are left out; the order is fixed: listener, client, server side.
+    """
+    server_address, client_address = tuple(server_address[:2]), tuple(client_address[:2])
+    roles = []
+    for row in rows:
+        if row.local == server_address and row.state is TcpState.LISTEN:
+            roles.append((0, "listener", row))
+        elif row.local == client_address and row.remote == server_address:
+            roles.append((1, "client", row))
+        elif row.local == server_address and row.remote == client_address:
+            roles.append((2, "server side", row))
+    lines = [f"{'socket':<12} {'local':<22} {'remote':<22} {'state (Linux)':<14} "
+             f"{'RFC 9293 name':<14} accepted"]
+    for _, role, row in sorted(roles, key=lambda item: item[0]):
+        local, remote = (f"{host}:{port}" for host, port in (row.local, row.remote))
+        accepted = "-" if role != "server side" else ("yes" if row.accepted else "no")
+        lines.append(f"{role:<12} {local:<22} {remote:<22} {row.state.linux_name:<14} "
+                     f"{row.state.rfc_name:<14} {accepted}")
+    return "\n".join(lines)
 
 
 def _check_port(port: object) -> None:

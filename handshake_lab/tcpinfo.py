@@ -3,6 +3,7 @@
 struct tcp_info (include/uapi/linux/tcp.h) begins with eight bytes (tcpi_state first) and
 then 32-bit fields: rto, ato, snd_mss, rcv_mss, unacked, sacked, ... On a LISTEN socket
 the kernel reuses unacked for the accept-queue length and sacked for its maximum.
+`wait_for_syn_retransmit` is the one function here that waits: it polls, bounded by a timeout.
 Linux only; other platforms go through portable.py (psutil) or say what they cannot show.
 """
 
@@ -11,12 +12,17 @@ from __future__ import annotations
 import socket
 import struct
 import sys
+import time
 from typing import NamedTuple
 
 from .states import TcpState
+from .timeouts import KERNEL_TIMER_TIMEOUT
 
 _TCP_INFO_HEAD = struct.Struct("8B24I")
 _UNACKED, _SACKED, _RETRANSMITS = 12, 13, 2
+
+#: How often wait_for_syn_retransmit asks: a SYN's first retry comes after about a second.
+RETRANSMIT_POLL_INTERVAL = 0.005
 
 
 class AcceptQueue(NamedTuple):
@@ -64,6 +70,23 @@ def state_and_queue(sock: socket.socket) -> tuple[TcpState, AcceptQueue]:
 def syn_retransmits(sock: socket.socket) -> int:
     """How many times the kernel has retransmitted this socket's unanswered segment (its SYN)."""
     return _tcp_info(sock)[_RETRANSMITS]
+
+
+def wait_for_syn_retransmit(sock: socket.socket, started: float, *,
+                            timeout: float = KERNEL_TIMER_TIMEOUT) -> float:
+    """Poll a SYN-SENT socket until the kernel has retransmitted its SYN once; seconds taken.
+
+    `started` is a time.monotonic() taken just before connect(); the result is the seconds
+    from it until the retransmission count became 1 (the polling adds at most
+    RETRANSMIT_POLL_INTERVAL). Raises TimeoutError after `timeout` seconds from `started`.
+    """
+    deadline = started + timeout
+    while syn_retransmits(sock) < 1:
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"the kernel did not retransmit the SYN within {timeout} s: "
+                               "is the socket still in SYN-SENT, its SYN unanswered?")
+        time.sleep(RETRANSMIT_POLL_INTERVAL)
+    return time.monotonic() - started
 
 
 def accept_queue(listener: socket.socket) -> AcceptQueue:

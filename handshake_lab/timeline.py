@@ -3,8 +3,8 @@
 An Event is one thing that happened at a monotonic time in nanoseconds: a socket call
 made ("call"), returning ("return") or raising ("error"), or a change of kernel state seen
 on one socket ("state"). A Recording is the ordered list of them; from it come the state
-spans and call spans that the plots draw and the text timeline the command line prints.
-Events round-trip through JSON.
+spans and call spans that the plots draw, the text timeline the command line prints and a
+listener's accept-queue lengths. Events round-trip through JSON.
 """
 
 from __future__ import annotations
@@ -109,6 +109,21 @@ class Recording:
     def states_of(self, lane: str) -> list[str]:
         """The states a lane went through, in order (Linux names)."""
         return [e.name for e in self.events if e.kind == STATE and e.lane == lane]
+
+    def queue_lengths(self, lane: str = "listener") -> list[int]:
+        """The accept-queue lengths seen on a listener's lane, in time order.
+
+        The recorder writes a LISTEN socket's accept queue in its state event's detail as
+        'queue LENGTH/MAXIMUM'; other events, and LISTEN events without it, are skipped.
+        """
+        lengths = []
+        for event in self.events:
+            if event.kind != STATE or event.lane != lane or event.name != "LISTEN":
+                continue
+            words = event.detail.split()
+            if len(words) == 2 and words[0] == "queue" and "/" in words[1]:
+                lengths.append(int(words[1].split("/")[0]))
+        return lengths
 
     def first(self, kind: str, lane: str, name: str) -> Event | None:
         """The first event of this kind, lane and name, or None."""

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import time
 
-from handshake_lab.sockdiag import SockDiag
 from handshake_lab.timeouts import SHORT_TIMEOUT
 
 
@@ -19,10 +18,3 @@ def wait_for(condition, *, timeout: float = SHORT_TIMEOUT, interval: float = 0.0
         if time.monotonic() > deadline:
             raise AssertionError(f"{what} did not happen within {timeout} s")
         time.sleep(interval)
-
-
-def kernel_state(local, remote):
-    """The kernel's state of the connection local -> remote (None when it has none)."""
-    with SockDiag() as diag:
-        found = diag.lookup(tuple(local[:2]), tuple(remote[:2]))
-    return found[0] if found else None

@@ -8,8 +8,7 @@ import struct
 import pytest
 
 from handshake_lab.exercises import n06_closing
-from handshake_lab.loopback import LoopbackServer, close, connect
-from handshake_lab.states import TcpState
+from handshake_lab.loopback import close
 
 pytestmark = pytest.mark.kernel
 
@@ -49,32 +48,3 @@ def test_a_learner_exception_becomes_feedback():
     assert not feedback.passed and "RuntimeError: oops" in str(feedback)
     assert not n06_closing.check("close").passed
 
-
-def test_state_by_address_follows_a_close_to_time_wait_and_reads_its_timer():
-    with LoopbackServer(auto_accept=False) as server:
-        client = connect(server.address)
-        served = server.accept()
-        local = client.getsockname()[:2]
-        close(client)
-        assert n06_closing.state_by_address(
-            local, server.address, wait_for=TcpState.FIN_WAIT_2) is TcpState.FIN_WAIT_2
-        assert n06_closing.time_wait_seconds_left(local, server.address) is None
-        close(served)
-        assert n06_closing.state_by_address(
-            local, server.address, wait_for=TcpState.TIME_WAIT) is TcpState.TIME_WAIT
-        assert n06_closing.state_by_address(
-            server.address, local, wait_until_gone=True) is None
-        seconds = n06_closing.time_wait_seconds_left(local, server.address)
-        assert seconds is not None and 50 < seconds <= 60
-
-
-def test_state_by_address_gives_up_after_its_timeout():
-    with LoopbackServer(auto_accept=False) as server:
-        client = connect(server.address)
-        try:
-            local = client.getsockname()[:2]
-            state = n06_closing.state_by_address(local, server.address,
-                                                 wait_for=TcpState.TIME_WAIT, timeout=0.02)
-            assert state is TcpState.ESTABLISHED
-        finally:
-            close(client)

@@ -7,26 +7,23 @@ import selectors
 import pytest
 
 from handshake_lab.exercises.n07_many_clients import CHECK_CONNECTIONS, check
+from handshake_lab.many_clients import echo_on_ready
 
 pytestmark = pytest.mark.kernel
 
 
-def solution(key, selector):
-    sock = key.fileobj
-    if key.data == "listener":
-        connection, _ = sock.accept()
-        connection.setblocking(False)
-        selector.register(connection, selectors.EVENT_READ, "connection")
-        return
+solution = echo_on_ready  # the package's own server loop body is a correct answer
+
+
+def echo_back(sock) -> bytes:
+    """recv() and send back what came; b'' when the client has gone (closed or reset)."""
     try:
         data = sock.recv(4096)
     except ConnectionResetError:
         data = b""
     if data:
         sock.sendall(data)
-    else:
-        selector.unregister(sock)
-        sock.close()
+    return data
 
 
 def starter(key, selector):
@@ -70,9 +67,7 @@ def test_not_handling_the_reset_is_explained():
         sock = key.fileobj
         if key.data == "listener":
             solution(key, selector)
-            return
-        data = sock.recv(4096)
-        if data:
+        elif data := sock.recv(4096):
             sock.sendall(data)
         else:
             selector.unregister(sock)
@@ -104,18 +99,10 @@ def test_a_blocking_recv_on_a_silent_client_is_caught():
 
 def test_connections_left_open_are_counted():
     def never_closes(key, selector):
-        sock = key.fileobj
         if key.data == "listener":
             solution(key, selector)
-            return
-        try:
-            data = sock.recv(4096)
-        except ConnectionResetError:
-            data = b""
-        if data:
-            sock.sendall(data)
-        else:
-            selector.modify(sock, selectors.EVENT_READ, "finished")  # kept, never closed
+        elif not echo_back(key.fileobj):
+            selector.modify(key.fileobj, selectors.EVENT_READ, "finished")  # kept, never closed
 
     def quiet(key, selector):  # the finished ones stay readable: ignore them
         if key.data != "finished":
@@ -129,18 +116,10 @@ def test_connections_left_open_are_counted():
 
 def test_closing_without_unregistering_is_counted():
     def forgets_unregister(key, selector):
-        sock = key.fileobj
         if key.data == "listener":
             solution(key, selector)
-            return
-        try:
-            data = sock.recv(4096)
-        except ConnectionResetError:
-            data = b""
-        if data:
-            sock.sendall(data)
-        else:
-            sock.close()
+        elif not echo_back(key.fileobj):
+            key.fileobj.close()
 
     feedback = check(forgets_unregister)
     # The closed socket's number comes back with the next accept(): register() then fails.

@@ -9,10 +9,11 @@ from __future__ import annotations
 
 import select
 import socket
+import time
 
 import pytest
-from kernel_helpers import kernel_state, wait_for
 
+from handshake_lab.connection_state import connection_state, wait_for_state
 from handshake_lab.kernel_settings import kernel_settings
 from handshake_lab.loopback import (
     LoopbackServer,
@@ -22,9 +23,10 @@ from handshake_lab.loopback import (
     send,
     start_connect,
 )
+from handshake_lab.netstat import LISTEN_COUNTERS, listen_counters
 from handshake_lab.procnet import find_rows, tcp_sockets
 from handshake_lab.states import TcpState
-from handshake_lab.tcpinfo import accept_queue, socket_state, syn_retransmits
+from handshake_lab.tcpinfo import accept_queue, socket_state, wait_for_syn_retransmit
 from handshake_lab.timeouts import KERNEL_TIMER_TIMEOUT
 
 pytestmark = pytest.mark.kernel
@@ -79,18 +81,23 @@ def test_data_sent_before_accept_waits_in_the_kernel():
 
 @pytest.mark.parametrize("backlog", [0, 2])
 def test_listen_n_holds_n_plus_one_then_the_next_syn_is_dropped(backlog):
+    counters_before = listen_counters()
     with LoopbackServer(backlog=backlog, auto_accept=False) as server:
         clients = [connect(server.address) for _ in range(backlog + 1)]
         assert accept_queue(server.listener) == (backlog + 1, backlog)
+        started = time.monotonic()
         waiting = start_connect(server.address)
         clients.append(waiting)
         try:
             # The SYN is silently dropped: no RST, no refusal; the client keeps SYN-SENT
             # and the kernel retransmits the SYN on its timer (about 1 s for the first retry).
             assert socket_state(waiting) is TcpState.SYN_SENT
-            wait_for(lambda: syn_retransmits(waiting) >= 1, timeout=KERNEL_TIMER_TIMEOUT,
-                     interval=0.01, what="a SYN retransmission")
+            assert 0.5 < wait_for_syn_retransmit(waiting, started) < KERNEL_TIMER_TIMEOUT
             assert socket_state(waiting) is TcpState.SYN_SENT
+            if counters_before is not None:  # else no /proc/net/netstat to show the drop
+                counters_after = listen_counters()
+                assert all(counters_after[name] > counters_before[name]
+                           for name in LISTEN_COUNTERS), (counters_before, counters_after)
             assert accept_queue(server.listener).length == backlog + 1
             # Accepting one frees a place; the next retransmitted SYN completes the handshake.
             server.accept()
@@ -118,13 +125,13 @@ def test_defer_accept_keeps_the_server_side_in_syn_received_until_data():
         try:
             local = client.getsockname()[:2]
             assert socket_state(client) is TcpState.ESTABLISHED
-            assert kernel_state(server.address, local) is TcpState.SYN_RECEIVED
+            assert connection_state(server.address, local) is TcpState.SYN_RECEIVED
             readable, _, _ = select.select([server.listener], [], [], 0)
             assert readable == [], "accept() would block: nothing is in the accept queue"
             assert accept_queue(server.listener).length == 0
             send(client, b"now")
-            wait_for(lambda: kernel_state(server.address, local) is TcpState.ESTABLISHED,
-                     what="the server side becoming ESTABLISHED after data")
+            assert wait_for_state(server.address, local,
+                                  state=TcpState.ESTABLISHED) is TcpState.ESTABLISHED
             accepted = server.accept()
             assert accepted.recv(10) == b"now"
         finally:
@@ -137,13 +144,16 @@ def test_active_close_ends_in_time_wait_passive_close_in_close_wait():
         accepted = server.accept()
         local = client.getsockname()[:2]
         close(client)
-        wait_for(lambda: kernel_state(local, server.address) is TcpState.FIN_WAIT_2,
-                 what="the client reaching FIN-WAIT-2")
+        assert wait_for_state(local, server.address,
+                              state=TcpState.FIN_WAIT_2) is TcpState.FIN_WAIT_2
         assert socket_state(accepted) is TcpState.CLOSE_WAIT
         close(accepted)
-        wait_for(lambda: kernel_state(local, server.address) is TcpState.TIME_WAIT,
-                 what="the client reaching TIME-WAIT")
-        assert kernel_state(server.address, local) is None, "the passive closer is gone"
+        assert wait_for_state(local, server.address,
+                              state=TcpState.TIME_WAIT) is TcpState.TIME_WAIT
+        assert wait_for_state(server.address, local, gone=True) is None, "the passive closer"
+        (row,) = find_rows(tcp_sockets(local[1]), local, server.address)
+        # Linux's TIME_WAIT lasts 60 s (TCP_TIMEWAIT_LEN); its timer has just started.
+        assert row.timer == "time_wait" and 50 < row.timer_seconds <= 60, row
 
 
 def test_linger_zero_close_sends_a_reset_and_leaves_no_time_wait():
@@ -154,4 +164,16 @@ def test_linger_zero_close_sends_a_reset_and_leaves_no_time_wait():
         close(client, reset=True)
         with pytest.raises(ConnectionResetError):
             accepted.recv(10)
-        assert kernel_state(local, server.address) is None
+        assert connection_state(local, server.address) is None
+
+
+def test_waiting_for_a_syn_retransmission_is_bounded():
+    with LoopbackServer(auto_accept=False) as server:
+        client = connect(server.address)  # connected: its SYN will never be resent
+        try:
+            started = time.monotonic()
+            with pytest.raises(TimeoutError, match="SYN-SENT"):
+                wait_for_syn_retransmit(client, started, timeout=0.05)
+            assert time.monotonic() - started < 1.0
+        finally:
+            close(client)

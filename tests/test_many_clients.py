@@ -184,15 +184,3 @@ def test_selector_server_counts_connections_closed_but_registered():
 def test_on_ready_must_be_callable():
     with pytest.raises(TypeError, match="on_ready must be a function"):
         SelectorEchoServer(on_ready="echo")
-
-
-def test_listener_queue_lengths_reads_the_recorders_detail():
-    from handshake_lab.many_clients import listener_queue_lengths
-    from handshake_lab.timeline import Event, Recording
-
-    events = [Event(1, "state", "listener", "LISTEN", detail="queue 0/128"),
-              Event(2, "call", "listener", "accept()", actor="server"),
-              Event(3, "state", "client", "ESTABLISHED"),
-              Event(4, "state", "listener", "LISTEN", detail="queue 3/128"),
-              Event(5, "state", "listener", "CLOSED")]
-    assert listener_queue_lengths(Recording.from_events(events, 0, 6)) == [0, 3]

@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 
-from handshake_lab.procnet import ProcNetParseError, parse_tcp_table
+from handshake_lab.procnet import ProcNetParseError, format_rows, parse_tcp_table
 from handshake_lab.states import TcpState
 
 DATA = Path(__file__).parent / "data"
@@ -27,6 +27,13 @@ def test_ipv4_listener_with_one_connection_in_its_accept_queue():
     assert client.local == server_side.remote and client.remote == server_side.local
     assert client.inode == 354542 and client.accepted
     assert time_wait.state is TcpState.TIME_WAIT and time_wait.timer == "time_wait"
+
+
+@pytest.mark.parametrize("ticks_per_second, seconds", [(100, 42.92), (1000, 4.292)])
+def test_time_wait_timer_is_read_in_seconds(ticks_per_second, seconds):
+    # The fixture's TIME_WAIT row says 03:000010C4: timer 3 fires in 0x10C4 = 4292 ticks.
+    rows = table("proc_net_tcp.txt", ticks_per_second=ticks_per_second)
+    assert [row.timer_seconds for row in rows] == [0.0, 0.0, 0.0, pytest.approx(seconds)]
 
 
 def test_ipv6_and_ipv4_mapped_rows():
@@ -71,3 +78,13 @@ def test_row_to_dict_uses_linux_state_names():
     row = table("proc_net_tcp.txt")[0]
     assert row.to_dict()["state"] == "LISTEN"
     assert row.to_dict()["accept_queue_length"] == 1
+
+
+def test_format_rows_names_each_row_in_a_fixed_order():
+    server, client = ("127.0.0.1", 0xA0AF), ("127.0.0.1", 0xD69A)
+    rows = table("proc_net_tcp.txt")
+    lines = format_rows(reversed(rows), server, (*client, 0, 0)).splitlines()  # others left out
+    assert [line.split()[0] for line in lines[1:]] == ["listener", "client", "server"]
+    assert lines[1].split()[3] == "LISTEN" and lines[3].split()[-1] == "no"  # inode 0
+    assert all(" ESTABLISHED " in line for line in lines[2:])
+    assert f"127.0.0.1:{client[1]}" in lines[2]

@@ -13,6 +13,7 @@
 set -euo pipefail
 
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
+source tools/lib.sh
 
 # A release known to work here; bump deliberately.
 REPO2DOCKER=jupyter-repo2docker==2026.4.0
@@ -21,20 +22,6 @@ BADGE_RE='https://mybinder\.org/v2/gh/[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+/HEAD\?urlp
 failures=0
 fail() { echo "FAIL: $*" >&2; failures=$((failures + 1)); }
 ok() { echo "ok: $*"; }
-
-find_python312() {
-    local candidate
-    for candidate in \
-        "$(command -v python3.12 2>/dev/null || true)" \
-        "$(pyenv which python3.12 2>/dev/null || true)" \
-        "$(pyenv root 2>/dev/null || echo "${PYENV_ROOT:-$HOME/.pyenv}")"/versions/3.12*/bin/python3.12
-    do
-        [ -n "$candidate" ] && [ -x "$candidate" ] || continue
-        "$candidate" -c 'import sys; assert sys.version_info[:2] == (3, 12)' 2>/dev/null &&
-            { echo "$candidate"; return 0; }
-    done
-    return 1
-}
 
 WORK=$(mktemp -d -t handshake-lab-binder-check.XXXXXX)
 trap 'rm -rf "$WORK"' EXIT

@@ -12,25 +12,8 @@
 set -euo pipefail
 
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
+source tools/lib.sh
 
-UNPRIVILEGED_UID=65534
-NBVAL_FLAGS=(--nbval --nbval-current-env --nbval-cell-timeout=60
-    --nbval-sanitize-with notebooks/sanitize.cfg -p no:cacheprovider)
-
-# The real Python 3.12 binary (not a pyenv shim, which another user may not be able to run).
-find_python312() {
-    local candidate
-    for candidate in \
-        "$(command -v python3.12 2>/dev/null || true)" \
-        "$(pyenv which python3.12 2>/dev/null || true)" \
-        "$(pyenv root 2>/dev/null || echo "${PYENV_ROOT:-$HOME/.pyenv}")"/versions/3.12*/bin/python3.12
-    do
-        [ -n "$candidate" ] && [ -x "$candidate" ] || continue
-        "$candidate" -c 'import os, sys; assert sys.version_info[:2] == (3, 12)
-print(os.path.realpath(sys.executable))' 2>/dev/null && return 0
-    done
-    return 1
-}
 PY312=$(find_python312) || {
     echo "Python 3.12 not found (tried python3.12 on PATH, pyenv which, pyenv's versions/):" \
         "install it, e.g. pyenv install 3.12" >&2
@@ -43,36 +26,8 @@ trap 'rm -rf "$WORK"' EXIT
 chmod 755 "$WORK"
 mkdir "$WORK/home" "$WORK/tmp" "$WORK/repo"
 
-if [ "$(id -u)" -eq 0 ]; then
-    as_user() {
-        setpriv --reuid="$UNPRIVILEGED_UID" --regid="$UNPRIVILEGED_UID" --clear-groups \
-            env -i HOME="$WORK/home" PATH="$WORK/venv/bin:/usr/local/bin:/usr/bin:/bin" \
-            LANG=C.UTF-8 TMPDIR="$WORK/tmp" CI="${CI:-}" "$@"
-    }
-    if ! as_user "$PY312" -c pass 2>/dev/null; then
-        # Only where the interpreter lives in root's home (pyenv), and only traversal (o+x).
-        root_home=$(getent passwd 0 | cut -d: -f6)
-        case "$PY312" in
-            "$root_home"/*)
-                echo "uid $UNPRIVILEGED_UID cannot reach $PY312: making $root_home traversable (chmod o+x $root_home)"
-                chmod o+x "$root_home"
-                ;;
-        esac
-        as_user "$PY312" -c pass || {
-            echo "uid $UNPRIVILEGED_UID cannot run $PY312; install Python 3.12 where every user can" >&2
-            exit 1
-        }
-    fi
-else
-    as_user() {
-        env -i HOME="$WORK/home" PATH="$WORK/venv/bin:/usr/local/bin:/usr/bin:/bin" \
-            LANG=C.UTF-8 TMPDIR="$WORK/tmp" CI="${CI:-}" "$@"
-    }
-fi
-
-echo "--- copying the repository to $WORK/repo (without .venv, .git)"
-tar --exclude=./.venv --exclude=./.git --exclude=./test-artifacts -cf - . |
-    tar -xf - -C "$WORK/repo"
+let_user_run "$PY312"
+copy_repository
 
 echo "--- Python 3.12 venv with binder/requirements.txt"
 started=$SECONDS

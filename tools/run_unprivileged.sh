@@ -14,10 +14,8 @@
 set -euo pipefail
 
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
+source tools/lib.sh
 
-UNPRIVILEGED_UID=65534
-NBVAL_FLAGS=(--nbval --nbval-current-env --nbval-cell-timeout=60
-    --nbval-sanitize-with notebooks/sanitize.cfg -p no:cacheprovider)
 KERNEL_FLAGS=(-m kernel -p no:cacheprovider)
 
 # Runs the two test commands with the python given as $1, in the current directory.
@@ -47,11 +45,6 @@ fi
 # The interpreter behind python3 (a pyenv shim resolves to the real binary here), which the
 # unprivileged user must be able to run: the venv links to it.
 PY3=$(python3 -c 'import os, sys; print(os.path.realpath(sys.executable))')
-as_user() {
-    setpriv --reuid="$UNPRIVILEGED_UID" --regid="$UNPRIVILEGED_UID" --clear-groups \
-        env -i HOME="$WORK/home" PATH="$WORK/venv/bin:/usr/local/bin:/usr/bin:/bin" \
-        LANG=C.UTF-8 TMPDIR="$WORK/tmp" CI="${CI:-}" "$@"
-}
 
 WORK=$(mktemp -d -t handshake-lab-unprivileged.XXXXXX)
 cleanup() {
@@ -61,24 +54,8 @@ trap cleanup EXIT
 chmod 755 "$WORK"
 mkdir "$WORK/home" "$WORK/tmp" "$WORK/repo"
 
-if ! as_user "$PY3" -c pass 2>/dev/null; then
-    # Only where the interpreter lives in root's home (pyenv), and only traversal (o+x).
-    root_home=$(getent passwd 0 | cut -d: -f6)
-    case "$PY3" in
-        "$root_home"/*)
-            echo "uid $UNPRIVILEGED_UID cannot reach $PY3: making $root_home traversable (chmod o+x $root_home)"
-            chmod o+x "$root_home"
-            ;;
-    esac
-    as_user "$PY3" -c pass || {
-        echo "uid $UNPRIVILEGED_UID cannot run $PY3; install Python where every user can" >&2
-        exit 1
-    }
-fi
-
-echo "--- copying the repository to $WORK/repo (without .venv, .git)"
-tar --exclude=./.venv --exclude=./.git --exclude=./test-artifacts -cf - . |
-    tar -xf - -C "$WORK/repo"
+let_user_run "$PY3"
+copy_repository
 
 echo "--- building a venv with $PY3 and requirements.txt"
 started=$SECONDS

@@ -6,9 +6,6 @@ wait is bounded; whatever the handler does (answers wrongly, returns early, rais
 after the client closed) becomes one specific line of Feedback, and every socket and thread
 is gone when `check` returns. (A handler stuck outside its socket, in a sleep say, is reported
 after the server's join timeout; its thread cannot be stopped from outside.)
-
-`connection_table` prints the kernel's rows for one server and one client as a small table,
-in a fixed order, for the notebook.
 """
 
 from __future__ import annotations
@@ -20,7 +17,6 @@ import socket
 import threading
 
 from ..loopback import LoopbackServer, connect
-from ..procnet import TcpSocketRow
 from ..timeouts import SHORT_TIMEOUT
 from .feedback import Feedback
 
@@ -30,28 +26,6 @@ ANSWER_TIMEOUT = 1.0
 
 #: Bytes that are not text (every byte value): an echo server must not decode them.
 LARGE_MESSAGE = bytes(range(256)) * 256  # 64 KiB, more than one recv() usually returns
-
-
-# -- the kernel's table, as the notebook shows it ---------------------------------------
-def connection_table(rows: list[TcpSocketRow], server_address, client_address) -> str:
-    """The listener's, the client's and the server side's rows as a table (others left out)."""
-    server_address, client_address = tuple(server_address[:2]), tuple(client_address[:2])
-    roles = []
-    for row in rows:
-        if row.local == server_address and row.state.linux_name == "LISTEN":
-            roles.append((0, "listener", row))
-        elif row.local == client_address and row.remote == server_address:
-            roles.append((1, "client", row))
-        elif row.local == server_address and row.remote == client_address:
-            roles.append((2, "server side", row))
-    lines = [f"{'socket':<12} {'local':<22} {'remote':<22} {'state (Linux)':<14} "
-             f"{'RFC 9293 name':<14} accepted"]
-    for _, role, row in sorted(roles, key=lambda item: item[0]):
-        local, remote = (f"{host}:{port}" for host, port in (row.local, row.remote))
-        accepted = "-" if role != "server side" else ("yes" if row.accepted else "no")
-        lines.append(f"{role:<12} {local:<22} {remote:<22} {row.state.linux_name:<14} "
-                     f"{row.state.rfc_name:<14} {accepted}")
-    return "\n".join(lines)
 
 
 # -- running the learner's handler --------------------------------------------------------

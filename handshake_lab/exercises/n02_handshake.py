@@ -11,39 +11,12 @@ the kernel, and always closes everything.
 from __future__ import annotations
 
 import contextlib
-import time
 
+from ..connection_state import wait_for_state
 from ..loopback import LoopbackServer, close, connect
-from ..procnet import TcpSocketRow, find_rows, tcp_sockets
-from ..sockdiag import SockDiag
+from ..procnet import TcpSocketRow
 from ..states import TcpState
-from ..timeouts import SHORT_TIMEOUT
 from .feedback import Feedback
-
-
-def kernel_state(local, remote) -> TcpState | None:
-    """The kernel's state of the connection local -> remote, or None if it has none.
-
-    An exact sock_diag lookup where the kernel allows it (its cost does not grow with the
-    TIME_WAIT rows a load test leaves behind); the TCP table otherwise.
-    """
-    local, remote = tuple(local[:2]), tuple(remote[:2])
-    if SockDiag.available():
-        with SockDiag() as diag:
-            found = diag.lookup(local, remote)
-        return found[0] if found else None
-    rows = find_rows(tcp_sockets(local[1]), local, remote)
-    return rows[0].state if rows else None
-
-
-def _wait_for_state(local, remote, state: TcpState) -> TcpState | None:
-    """Poll the kernel's table until local -> remote is in `state` (bounded); the last seen."""
-    deadline = time.monotonic() + SHORT_TIMEOUT
-    seen = kernel_state(local, remote)
-    while seen is not state and time.monotonic() < deadline:
-        time.sleep(0.001)
-        seen = kernel_state(local, remote)
-    return seen
 
 
 def _both_names(state: TcpState) -> str:
@@ -108,8 +81,8 @@ def check(server_side_state) -> Feedback:
                  ("a connection whose client has closed", leaving_address,
                   TcpState.CLOSE_WAIT, TcpState.FIN_WAIT_2)]
         for case, client_address, expected, client_expected in cases:
-            truth = _wait_for_state(server.address, client_address, expected)
-            client_side = _wait_for_state(client_address, server.address, client_expected)
+            truth = wait_for_state(server.address, client_address, state=expected)
+            client_side = wait_for_state(client_address, server.address, state=client_expected)
             if truth is None:
                 raise RuntimeError(f"the kernel shows no server side for {case}")
             answer = _ask(server_side_state, server.address, client_address)

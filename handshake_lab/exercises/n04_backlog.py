@@ -1,4 +1,4 @@
-"""Notebook 04 (backlog and the accept queue): its exercise checker and two small kernel readers.
+"""Notebook 04 (backlog and the accept queue): its exercise checker.
 
 The exercise: the learner writes `clients_that_finish(backlog)`, how many clients complete the
 handshake against `listen(backlog)` when the server never calls accept(). `check` measures the
@@ -6,19 +6,13 @@ real answer on loopback for a few backlogs (clients are started one at a time; t
 SYN is dropped stalls for at most STALL_TIMEOUT, so a check costs well under a second) and
 compares. Rules: every socket is closed and every server joined, whatever the learner's code
 does; the learner's exceptions become feedback, never a traceback.
-
-`listen_counters` and `seconds_until_syn_retransmit` are the notebook's evidence readers
-(/proc/net/netstat counters, and the measured time of a SYN's first retransmission).
 """
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable
 
 from ..loopback import LoopbackServer, close, finish_connect, start_connect
-from ..tcpinfo import syn_retransmits
-from ..timeouts import KERNEL_TIMER_TIMEOUT
 from .feedback import Feedback
 
 #: How long check() waits for one client's handshake before calling its SYN dropped. A
@@ -27,44 +21,6 @@ STALL_TIMEOUT = 0.2
 
 #: The backlogs check() tries.
 BACKLOGS = (0, 1, 3)
-
-#: The counters in /proc/net/netstat (TcpExt) that count SYNs dropped by a full accept queue.
-LISTEN_COUNTERS = ("ListenOverflows", "ListenDrops")
-
-
-def listen_counters(path: str = "/proc/net/netstat") -> dict[str, int] | None:
-    """{'ListenOverflows': n, 'ListenDrops': n} for this network namespace; None where absent.
-
-    Any user may read them. They count for the whole machine (its network namespace), so
-    compare a before and an after: other programs can only make them grow more.
-    """
-    try:
-        with open(path, encoding="ascii") as file:
-            lines = [line.split() for line in file if line.startswith("TcpExt:")]
-    except OSError:
-        return None
-    if len(lines) < 2:
-        return None
-    values = dict(zip(lines[0][1:], lines[1][1:], strict=False))
-    if not all(name in values for name in LISTEN_COUNTERS):
-        return None
-    return {name: int(values[name]) for name in LISTEN_COUNTERS}
-
-
-def seconds_until_syn_retransmit(sock, started: float, *,
-                                 timeout: float = KERNEL_TIMER_TIMEOUT) -> float:
-    """Poll a SYN-SENT socket until the kernel has retransmitted its SYN once.
-
-    Returns the seconds from `started` (a time.monotonic() taken just before connect) to
-    the moment the retransmission count became 1; the 5 ms polling adds at most 5 ms.
-    Raises TimeoutError after `timeout` seconds.
-    """
-    deadline = started + timeout
-    while syn_retransmits(sock) < 1:
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"the kernel did not retransmit the SYN within {timeout} s")
-        time.sleep(0.005)
-    return time.monotonic() - started
 
 
 def count_finished_handshakes(backlog: int, *, stall_timeout: float = STALL_TIMEOUT) -> int:

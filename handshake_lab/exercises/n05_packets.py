@@ -1,9 +1,5 @@
-"""Notebook 05's exercise (predict the handshake's ack numbers) and the tables it prints.
+"""Notebook 05's exercise: predict the handshake's ack numbers.
 
-``handshake_of`` picks the SYN, SYN+ACK and ACK out of a capture; ``sequence_table`` shows
-their seq/ack numbers absolute and relative to each side's ISN (what Wireshark shows by default);
-``ack_relations`` prints the handshake's rules as True/False lines; ``state_at`` reads a slow-motion
-capture's sampled states at a given time.
 ``check(predict_acks)`` calls the learner's function with the seq numbers of a real capture and
 compares its answer with the acks the kernels really sent; then it tries the top of the sequence
 space, where the numbers wrap around (mod 2**32). Pure functions apart from the capture.
@@ -11,73 +7,14 @@ space, where the numbers wrap around (mod 2**32). Pure functions apart from the 
 
 from __future__ import annotations
 
-from ..packets import Segment, initial_sequence_numbers, relative_seq_ack
-from ..states import TcpState
+from ..sequence_numbers import handshake_of
 from ..tcp_model import SEQUENCE_SPACE
 from .feedback import Feedback
 
-__all__ = ["ack_relations", "check", "handshake_of", "sequence_table", "state_at"]
+__all__ = ["check"]
 
 #: The highest sequence number: one more wraps around to 0.
 TOP_OF_SEQUENCE_SPACE = SEQUENCE_SPACE - 1
-
-
-def handshake_of(segments: list[Segment]) -> tuple[Segment, Segment, Segment]:
-    """The first SYN, the SYN+ACK that answers it and the client's ACK that completes it."""
-    syn = next((s for s in segments if s.flags == "SYN"), None)
-    if syn is None:
-        raise ValueError("no SYN in these segments: capture from before connect()")
-    later = segments[segments.index(syn) + 1 :]
-    syn_ack = next((s for s in later if s.src == syn.dst and s.flags == "SYN+ACK"), None)
-    if syn_ack is None:
-        raise ValueError("no SYN+ACK answers the SYN: is the server listening?")
-    later = later[later.index(syn_ack) + 1 :]
-    ack = next((s for s in later if s.src == syn.src and s.has("ACK")), None)
-    if ack is None:
-        raise ValueError("the client's ACK was not captured: capture until connect() returns")
-    return syn, syn_ack, ack
-
-
-def sequence_table(segments: list[Segment], *, absolute: bool = True) -> str:
-    """The handshake's seq and ack, absolute (as on the wire) and relative to each side's ISN."""
-    handshake = handshake_of(segments)
-    isns = initial_sequence_numbers(list(handshake))
-    header = f"{'segment':<8} {'from':<7}"
-    if absolute:
-        header += f" {'seq (wire)':>11} {'ack (wire)':>11}  |"
-    header += f" {'relative seq':>12} {'relative ack':>12}"
-    lines = [header]
-    client = handshake[0].src
-    for segment in handshake:
-        relative_seq, relative_ack = relative_seq_ack(segment, isns)
-        sender = "client" if segment.src == client else "server"
-        line = f"{segment.flags:<8} {sender:<7}"
-        if absolute:
-            ack = str(segment.ack) if segment.has("ACK") else "-"
-            line += f" {segment.seq:>11} {ack:>11}  |"
-        line += f" {relative_seq:>12} {'-' if relative_ack is None else relative_ack:>12}"
-        lines.append(line)
-    return "\n".join(lines)
-
-
-def ack_relations(segments: list[Segment]) -> str:
-    """The handshake's two ack rules, each as a True/False line (stable text for any ISNs)."""
-    syn, syn_ack, ack = handshake_of(segments)
-    return "\n".join([
-        f"SYN+ACK ack = SYN seq + 1:     {syn_ack.ack == (syn.seq + 1) % SEQUENCE_SPACE}",
-        f"ACK ack     = SYN+ACK seq + 1: {ack.ack == (syn_ack.seq + 1) % SEQUENCE_SPACE}",
-        f"ACK seq     = SYN seq + 1:     {ack.seq == (syn.seq + 1) % SEQUENCE_SPACE}",
-    ])
-
-
-def state_at(states, side: str, time: float) -> TcpState | None:
-    """The state ``side`` ('client' or 'server') was last seen in at or before ``time``.
-
-    ``states`` are a Capture's (time, side, TcpState) samples, each taken when a state changed;
-    None if that side had not been sampled yet.
-    """
-    seen = [(t, state) for t, who, state in states if who == side and t <= time]
-    return max(seen, key=lambda sample: sample[0])[1] if seen else None
 
 
 # -- the exercise -------------------------------------------------------------------------
