@@ -15,7 +15,7 @@ _EXPORTS = {
     "TcpState": "states",
     "tcp_sockets": "procnet",
     "parse_tcp_table": "procnet",
-    "connection_state": "connection_state",
+    "connection_state": "connections",
     "socket_state": "tcpinfo",
     "accept_queue": "tcpinfo",
     # loopback helpers
@@ -31,8 +31,8 @@ _EXPORTS = {
     "Recording": "timeline",
     "Event": "timeline",
     # the host
-    "doctor": "doctor",
-    "kernel_settings": "kernel_settings",
+    "doctor": "capabilities",
+    "kernel_settings": "sysctls",
     # stepping through a scenario
     "Stepper": "stepper",
     "SCENARIOS": "stepper",

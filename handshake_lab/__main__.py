@@ -8,7 +8,7 @@ import sys
 
 
 def _doctor(_args: argparse.Namespace) -> int:
-    from .doctor import doctor
+    from .capabilities import doctor
 
     for capability in doctor():
         print(capability.line())

@@ -8,7 +8,7 @@ import sys
 
 import pytest
 
-from handshake_lab.kernel_settings import (
+from handshake_lab.sysctls import (
     KernelSettings,
     describe_syn_retries,
     kernel_settings,

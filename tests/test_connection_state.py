@@ -7,7 +7,7 @@ import importlib
 import pytest
 
 import handshake_lab
-from handshake_lab.connection_state import connection_state, wait_for_state
+from handshake_lab.connections import connection_state, wait_for_state
 from handshake_lab.loopback import LoopbackServer, close, connect
 from handshake_lab.sockdiag import SockDiag
 from handshake_lab.states import TcpState
@@ -15,7 +15,7 @@ from handshake_lab.states import TcpState
 pytestmark = pytest.mark.kernel
 
 # The module, by its full name: the package's attribute of that name is the function.
-module = importlib.import_module("handshake_lab.connection_state")
+module = importlib.import_module("handshake_lab.connections")
 
 
 @pytest.fixture(params=["sock_diag", "tcp table"])

@@ -13,8 +13,7 @@ import time
 
 import pytest
 
-from handshake_lab.connection_state import connection_state, wait_for_state
-from handshake_lab.kernel_settings import kernel_settings
+from handshake_lab.connections import connection_state, wait_for_state
 from handshake_lab.loopback import (
     LoopbackServer,
     close,
@@ -26,6 +25,7 @@ from handshake_lab.loopback import (
 from handshake_lab.netstat import LISTEN_COUNTERS, listen_counters
 from handshake_lab.procnet import find_rows, tcp_sockets
 from handshake_lab.states import TcpState
+from handshake_lab.sysctls import kernel_settings
 from handshake_lab.tcpinfo import accept_queue, socket_state, wait_for_syn_retransmit
 from handshake_lab.timeouts import KERNEL_TIMER_TIMEOUT
 

@@ -7,8 +7,8 @@ from __future__ import annotations
 import pytest
 from kernel_helpers import wait_for
 
-from handshake_lab.kernel_settings import kernel_settings
 from handshake_lab.stepper import SCENARIOS, Stepper
+from handshake_lab.sysctls import kernel_settings
 from handshake_lab.timeouts import KERNEL_TIMER_TIMEOUT
 
 pytestmark = pytest.mark.kernel

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import contextlib
 
-from ..connection_state import wait_for_state
+from ..connections import wait_for_state
 from ..loopback import LoopbackServer, close, connect
 from ..procnet import TcpSocketRow
 from ..states import TcpState

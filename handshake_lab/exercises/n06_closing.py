@@ -12,7 +12,7 @@ from __future__ import annotations
 import socket
 from collections.abc import Callable
 
-from ..connection_state import wait_for_state
+from ..connections import wait_for_state
 from ..loopback import LoopbackServer, close, connect
 from ..states import TcpState
 from .feedback import Feedback

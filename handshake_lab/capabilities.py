@@ -12,7 +12,7 @@ import platform
 import socket
 import sys
 
-from .kernel_settings import describe_syn_retries, kernel_settings
+from .sysctls import describe_syn_retries, kernel_settings
 
 
 @dataclasses.dataclass(frozen=True)
