@@ -13,6 +13,10 @@ recording, and records each change. Rules:
   lasts 60 s on Linux, longer than any recording here.
 - The lane of the server's side of a connection exists from the moment the client's
   connect() starts, because the kernel builds that side before any accept().
+- Only the sampler thread samples (and `sample()`, called on purpose): recording a call
+  costs one tuple appended to a list, so the calls themselves run at nearly full speed.
+  A thread busy in pure Python holds the GIL for up to sys.getswitchinterval() (5 ms),
+  and no sample can be taken meanwhile.
 """
 
 from __future__ import annotations
@@ -84,9 +88,7 @@ class Recorder:
         self._sampler_error: BaseException | None = None
         self._start_ns = self._end_ns = 0
         self._finished = False
-        self._interval_ns = int(self.interval * 1e9)
         self._tcp_info = tcpinfo.has_tcp_info()  # else psutil reads the states (macOS, Windows)
-        self._last_sample_ns = 0
 
     # -- lifetime -------------------------------------------------------------------
     def __enter__(self) -> Recorder:
@@ -144,14 +146,9 @@ class Recorder:
         return Recording.from_events(events, self._start_ns, end_ns)
 
     def _run(self) -> None:
-        delay = self.interval
         try:
-            while not self._stop.wait(delay):
-                self.sample_if_due()
-                # While calls keep sampling in their own thread, wake less often: each wake
-                # takes the GIL from them. At most two intervals pass without a sample.
-                next_due_ns = self._last_sample_ns + 2 * self._interval_ns
-                delay = max(self.interval, (next_due_ns - time.monotonic_ns()) / 1e9)
+            while not self._stop.wait(self.interval):
+                self.sample()
         except BaseException as error:  # handed to the caller in stop()
             self._sampler_error = error
 
@@ -163,14 +160,10 @@ class Recorder:
         self._events.append((_now(), CALL, lane, name, actor, ""))
 
     def returned(self, actor: str, lane: str, name: str, detail: str = "") -> None:
-        now = _now()
-        self._events.append((now, RETURN, lane, name, actor, detail))
-        if now - self._last_sample_ns >= self._interval_ns:
-            self.sample_if_due()
+        self._events.append((_now(), RETURN, lane, name, actor, detail))
 
     def failed(self, actor: str, lane: str, name: str, error: BaseException) -> None:
         self._record(ERROR, lane, name, actor, f"{type(error).__name__}: {error}")
-        self.sample_if_due()
 
     def begin(self, sock: socket.socket, role: str, remote, name: str) -> _Lane:
         """A call on `sock` starts (the helpers' fast path: track() and call() in one)."""
@@ -240,20 +233,6 @@ class Recorder:
             self._add_server_side(lane, local)
 
     # -- sampling -------------------------------------------------------------------
-    def sample_if_due(self) -> None:
-        """Sample unless a sample was taken less than one interval ago.
-
-        The thread that made a socket call samples right after it, so a busy benchmark
-        loop does not fight the sampler thread for the GIL; the sampler thread covers
-        the time when no call is being made (a blocked accept(), a FIN_WAIT1 passing).
-        """
-        due = time.monotonic_ns() - self._last_sample_ns >= self._interval_ns
-        if due and self._sample_lock.acquire(blocking=False):
-            try:
-                self._sample_unlocked()
-            finally:
-                self._sample_lock.release()
-
     def sample(self) -> None:
         """Ask the kernel for the state of every lane still alive; record the changes."""
         with self._sample_lock:
@@ -268,7 +247,13 @@ class Recorder:
             if not lane.peer_added and lane.role == "client":
                 self._resolve_local(lane)
             sock = lane.sock
-            if sock is None or sock.fileno() < 0:
+            if sock is not None and sock.fileno() < 0:
+                # Closed: from now on the lane is found by its addresses. Let the socket go
+                # (a long recording would otherwise keep every socket it saw alive), and its
+                # id with it, which a new socket may get.
+                self._lane_of_socket.pop(id(sock), None)
+                lane.sock = sock = None
+            if sock is None:
                 if lane.role == "listener":
                     retired |= self._observe(lane, TcpState.CLOSED, "")
                 elif lane.local is not None:
@@ -287,7 +272,6 @@ class Recorder:
         if retired:
             with self._lock:
                 self._live_lanes = [lane for lane in self._live_lanes if not lane.done]
-        self._last_sample_ns = time.monotonic_ns()
 
     def _observe(self, lane: _Lane, state: TcpState | None, detail: str) -> bool:
         """Record a lane's state if it changed; True when the lane can no longer change."""

@@ -30,8 +30,10 @@ _NLMSG_HEADER = struct.Struct("=IHHII")
 # inet_pton gives them, the interface and the cookie in host order.
 _REQUEST = struct.Struct("=IHHII" "BBBxI" "HH16s16s" "III")
 _NO_COOKIE = 0xFFFFFFFF
-_SEQUENCE, _SEQUENCE_OFFSET = struct.Struct("=I"), 8  # nlmsg_seq
-_PORTS, _PORTS_OFFSET = struct.Struct("!HH"), 24  # idiag_sport, idiag_dport
+_SEQUENCE_OFFSET, _PORTS_OFFSET = 8, 24  # of nlmsg_seq; of idiag_sport and idiag_dport
+# A template's three constant parts around the sequence number and the (htons'd) ports.
+_FILLED = struct.Struct(f"={_SEQUENCE_OFFSET}sI{_PORTS_OFFSET - _SEQUENCE_OFFSET - 4}sHH"
+                        f"{_REQUEST.size - _PORTS_OFFSET - 4}s")
 _BATCH = 64  # requests per datagram: well under the netlink message size limit
 _TIMEOUT = 1.0  # the kernel answers while send() runs; this only bounds a broken kernel
 _INODE = struct.Struct("=I")
@@ -55,22 +57,25 @@ class Request(NamedTuple):
 
 
 @functools.lru_cache(maxsize=64)
-def _template(local_host: str, remote_host: str) -> bytes:
-    """The whole request for this pair of hosts, with sequence number and ports still zero."""
+def _template(local_host: str, remote_host: str) -> tuple[bytes, bytes, bytes]:
+    """The request for this pair of hosts cut around the sequence number and the ports, the
+    only parts that change from one connection to the next."""
     family = socket.AF_INET6 if ":" in local_host else socket.AF_INET
-    return _REQUEST.pack(
+    whole = _REQUEST.pack(
         _REQUEST.size, _SOCK_DIAG_BY_FAMILY, _NLM_F_REQUEST, 0, 0,
         family, socket.IPPROTO_TCP, 0, 0xFFFFFFFF, 0, 0,
         _packed_address(family, local_host), _packed_address(family, remote_host),
         0, _NO_COOKIE, _NO_COOKIE,
     )
+    return whole[:_SEQUENCE_OFFSET], whole[_SEQUENCE_OFFSET + 4:_PORTS_OFFSET], \
+        whole[_PORTS_OFFSET + 4:]
 
 
 def _request(sequence: int, local: Endpoint, remote: Endpoint) -> Request:
-    message = bytearray(_template(local[0], remote[0]))
-    _SEQUENCE.pack_into(message, _SEQUENCE_OFFSET, sequence)
-    _PORTS.pack_into(message, _PORTS_OFFSET, local[1], remote[1])
-    return Request(sequence, bytes(message), remote[1])
+    before, between, after = _template(local[0], remote[0])
+    message = _FILLED.pack(before, sequence, between, socket.htons(local[1]),
+                           socket.htons(remote[1]), after)
+    return Request(sequence, message, remote[1])
 
 
 def _decode_reply(kind: int, body: bytes, remote_port: int) -> tuple[TcpState, int] | None:
