@@ -219,10 +219,16 @@ class Recorder:
         return lane.name
 
     def _add_server_side(self, lane: _Lane, local) -> None:
-        """The kernel builds the server's side of a connection before any accept(): track it."""
-        lane.local, lane.peer_added = local, True
-        peer = self._new_lane("server", None, lane.remote, local, number=lane.number)
-        peer.peer = lane
+        """The kernel builds the server's side of a connection before any accept(): track it.
+
+        Both the caller's thread (right after connect() starts) and the sampler thread (for
+        a client still blocked in connect()) may get here first: the lock makes it once."""
+        with self._lock:
+            if lane.peer_added:
+                return
+            lane.local, lane.peer_added = local, True
+            peer = self._new_lane("server", None, lane.remote, local, number=lane.number)
+            peer.peer = lane
 
     def _resolve_local(self, lane: _Lane) -> None:
         """For a client blocked in connect(): read its port from the kernel."""

@@ -108,3 +108,14 @@ def test_bad_interval_is_refused(interval):
 def test_bad_event_kind_is_refused():
     with pytest.raises(ValueError, match="event kind"):
         Event(0, "poke", "client", "x")
+
+
+def test_each_connection_gets_one_server_lane_even_when_the_sampler_races_the_caller():
+    # The sampler thread may find a client mid-connect and add its server side while the
+    # caller adds it too; a very short interval makes that race frequent.
+    with Recorder(interval=0.0001) as recorder, LoopbackServer(auto_accept=False) as server:
+        clients = [connect(server.address) for _ in range(100)]
+        for client in clients:
+            close(client)
+    names = [lane for lane, *_ in recorder.lane_states()]
+    assert len(names) == len(set(names)) == 201, "listener, 100 clients, 100 server sides"
