@@ -14,6 +14,7 @@ BENCHMARKS = [
     "stepper_step.py",
     "sampler_resolution.py",
     "recorder_overhead.py",
+    "timeline_png.py",
     "recorder_busy_machine.py",  # last: it leaves 10,000 TIME_WAIT rows for 60 s
 ]
 

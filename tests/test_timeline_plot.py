@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import subprocess
 import sys
-import time
 
 import pytest
 from matplotlib.figure import Figure
@@ -179,14 +178,10 @@ def test_json_round_trip_draws_the_same():
         lane: len(bars) for lane, bars in second.bars.items()}
 
 
-def test_timeline_png_is_a_png_and_quick():
-    recording = handshake_before_accept()
-    timeline_png(recording)  # the first call pays for matplotlib's import and font cache
-    started = time.perf_counter()
-    png = timeline_png(recording, title="t", dpi=80)
-    elapsed = time.perf_counter() - started
+def test_timeline_png_is_a_png():
+    # Its speed (about 70 ms) is measured by benchmarks/timeline_png.py, not asserted here.
+    png = timeline_png(handshake_before_accept(), title="t", dpi=80)
     assert png.startswith(b"\x89PNG\r\n\x1a\n")
-    assert elapsed < 1.0  # ~0.07 s measured; loose so a busy CI host does not flake
 
 
 @pytest.mark.kernel
