@@ -23,6 +23,7 @@ from .recorder import active_recorder
 from .timeouts import LOOPBACK_TIMEOUT, THREAD_JOIN_TIMEOUT
 
 Address = tuple[str, int]
+_PRUNE_AT = 64  # accepted connections kept before the closed ones are dropped from the list
 Handler = Callable[[socket.socket], None]
 
 
@@ -346,6 +347,9 @@ class LoopbackServer:
             if call.recorder is not None:
                 call.recorder.track_accepted(conn, self._address, peer)
         with self._lock:
+            if len(self.connections) >= _PRUNE_AT:
+                # Closed connections need no cleanup: let them go (a long run accepts many).
+                self.connections = [c for c in self.connections if c.fileno() >= 0]
             self.connections.append(conn)
         return conn
 

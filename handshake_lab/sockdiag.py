@@ -37,6 +37,7 @@ _FILLED = struct.Struct(f"={_SEQUENCE_OFFSET}sI{_PORTS_OFFSET - _SEQUENCE_OFFSET
 _BATCH = 64  # requests per datagram: well under the netlink message size limit
 _TIMEOUT = 1.0  # the kernel answers while send() runs; this only bounds a broken kernel
 _INODE = struct.Struct("=I")
+_ERROR = struct.Struct("=i")  # struct nlmsgerr begins with the negative errno
 _STATES = {state.code: state for state in TcpState}
 _REPLY_INODE_OFFSET = 4 + 48 + 16  # after family..retrans, the sockid, expires..uid
 
@@ -78,16 +79,16 @@ def _request(sequence: int, local: Endpoint, remote: Endpoint) -> Request:
     return Request(sequence, message, remote[1])
 
 
-def _decode_reply(kind: int, body: bytes, remote_port: int) -> tuple[TcpState, int] | None:
+def _decode_reply(kind: int, buffer, offset: int, remote_port: int):
+    """(state, inode) from the reply body at `offset`, or None when there is no such connection."""
     if kind == _NLMSG_ERROR:
-        (error,) = struct.unpack_from("=i", body)
+        (error,) = _ERROR.unpack_from(buffer, offset)
         if -error == errno.ENOENT:
             return None
         raise OSError(-error, f"sock_diag lookup failed: {errno.errorcode.get(-error)}")
-    if (body[6] << 8 | body[7]) != remote_port:
+    if (buffer[offset + 6] << 8 | buffer[offset + 7]) != remote_port:
         return None  # no connection with that tuple: the kernel answered with the listener
-    (inode,) = _INODE.unpack_from(body, _REPLY_INODE_OFFSET)
-    return _STATES[body[1]], inode
+    return _STATES[buffer[offset + 1]], _INODE.unpack_from(buffer, offset + _REPLY_INODE_OFFSET)[0]
 
 
 class SockDiag:
@@ -136,21 +137,21 @@ class SockDiag:
 
     def _lookup_batch(self, requests: list[Request]) -> list:
         self._sock.send(b"".join([request.message for request in requests]))
-        index = {request.sequence: position for position, request in enumerate(requests)}
-        results: list = [None] * len(requests)
-        answered = 0
-        while answered < len(requests):
-            for datagram in self._receiver.receive(len(requests) - answered, _TIMEOUT):
+        # The kernel answers the requests in the order they were sent, while send() runs; a
+        # reply whose sequence number is not the next one expected is a late answer to an
+        # abandoned batch, and is skipped.
+        results: list = []
+        wanted = len(requests)
+        while len(results) < wanted:
+            for datagram in self._receiver.receive(wanted - len(results), _TIMEOUT):
                 offset = 0
-                while offset < len(datagram):
+                while offset < len(datagram) and len(results) < wanted:
                     length, kind, _flags, sequence, _pid = _NLMSG_HEADER.unpack_from(
                         datagram, offset)
-                    position = index.get(sequence)
-                    if position is not None:  # else a late answer to an abandoned batch
-                        body = datagram[offset + _NLMSG_HEADER.size:offset + length]
-                        results[position] = _decode_reply(kind, body,
-                                                          requests[position].remote_port)
-                        answered += 1
+                    request = requests[len(results)]
+                    if sequence == request.sequence:
+                        results.append(_decode_reply(kind, datagram, offset + _NLMSG_HEADER.size,
+                                                     request.remote_port))
                     offset += (length + 3) & ~3
         return results
 
