@@ -88,6 +88,7 @@ class Recorder:
         self._sampler_error: BaseException | None = None
         self._start_ns = self._end_ns = 0
         self._finished = False
+        self._stopped = False
         self._tcp_info = tcpinfo.has_tcp_info()  # else psutil reads the states (macOS, Windows)
 
     # -- lifetime -------------------------------------------------------------------
@@ -129,6 +130,7 @@ class Recorder:
                     self.sample()
             finally:
                 self._end_ns = time.monotonic_ns()
+                self._stopped = True  # sample() is a no-op from now on
                 if self._diag is not None:
                     self._diag.close()
                 with _active_lock:
@@ -242,7 +244,8 @@ class Recorder:
     def sample(self) -> None:
         """Ask the kernel for the state of every lane still alive; record the changes."""
         with self._sample_lock:
-            self._sample_unlocked()
+            if not self._stopped:
+                self._sample_unlocked()
 
     def _sample_unlocked(self) -> None:
         with self._lock:

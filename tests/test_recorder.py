@@ -119,3 +119,12 @@ def test_each_connection_gets_one_server_lane_even_when_the_sampler_races_the_ca
             close(client)
     names = [lane for lane, *_ in recorder.lane_states()]
     assert len(names) == len(set(names)) == 201, "listener, 100 clients, 100 server sides"
+
+
+def test_sampling_after_stop_changes_nothing():
+    with Recorder() as recorder, LoopbackServer(auto_accept=False) as server:
+        close(connect(server.address))
+    before = recorder.recording
+    recorder.sample()
+    assert recorder.recording.events == before.events
+    assert [lane for lane, *_ in recorder.lane_states()] == ["listener", "client", "server 1"]
