@@ -10,10 +10,10 @@ import sys
 from pathlib import Path
 
 BENCHMARKS = [
+    "recorder_overhead.py",  # first: the others leave TIME_WAIT rows behind for 60 s
     "import_time.py",
     "stepper_step.py",
     "sampler_resolution.py",
-    "recorder_overhead.py",
     "timeline_png.py",
     "recorder_busy_machine.py",  # last: it leaves 10,000 TIME_WAIT rows for 60 s
 ]
