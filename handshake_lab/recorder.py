@@ -155,9 +155,6 @@ class Recorder:
             self._sampler_error = error
 
     # -- what the helpers report ----------------------------------------------------
-    def _record(self, kind: str, lane: str, name: str, actor: str, detail: str = "") -> None:
-        self._events.append((time.monotonic_ns(), kind, lane, name, actor, detail))
-
     def call(self, actor: str, lane: str, name: str) -> None:
         self._events.append((_now(), CALL, lane, name, actor, ""))
 
@@ -165,7 +162,8 @@ class Recorder:
         self._events.append((_now(), RETURN, lane, name, actor, detail))
 
     def failed(self, actor: str, lane: str, name: str, error: BaseException) -> None:
-        self._record(ERROR, lane, name, actor, f"{type(error).__name__}: {error}")
+        self._events.append((_now(), ERROR, lane, name, actor,
+                             f"{type(error).__name__}: {error}"))
 
     def begin(self, sock: socket.socket, role: str, remote, name: str) -> _Lane:
         """A call on `sock` starts (the helpers' fast path: track() and call() in one)."""
@@ -187,10 +185,6 @@ class Recorder:
             if sock is not None:
                 self._lane_of_socket[id(sock)] = lane
             return lane
-
-    def lane_of(self, sock: socket.socket) -> str | None:
-        lane = self._lane_of_socket.get(id(sock))
-        return lane.name if lane is not None else None
 
     def track(self, sock: socket.socket, role: str, remote=None) -> str:
         """The lane of `sock`, registered on first sight; role is 'listener' or 'client'.
@@ -293,7 +287,7 @@ class Recorder:
             state, detail = TcpState.CLOSED, "gone from the kernel"
         if state is not lane.state or detail != lane.detail:
             lane.state, lane.detail = state, detail
-            self._events.append((time.monotonic_ns(), STATE, lane.name, state.linux_name,
+            self._events.append((_now(), STATE, lane.name, state.linux_name,
                                  "kernel", detail))
         # TIME_WAIT only ends by the kernel's timer; CLOSED is final once no socket of ours
         # can reopen it (a fresh, unconnected socket is CLOSED too, until listen or connect).

@@ -577,7 +577,7 @@ class Stepper:
         """The kernel's view of every lab socket now, and what the last step did."""
         with self._lock:
             views = tuple(SocketView(lane, state, accepted, detail)
-                          for lane, state, accepted, detail in self._lane_views())
+                          for lane, state, detail, accepted in self._recorder.lane_states())
             listener = self._sockets["server"]
             queue = None
             if listener.fileno() >= 0 and self._is_listening():
@@ -601,10 +601,6 @@ class Stepper:
         expected = self._packets_from + self._expected_packets  # what the model says was sent
         self._sniffer.wait_for(lambda segments: len(segments) >= expected, PACKET_GRACE)
         return tuple(self._sniffer.segments[self._packets_from:])
-
-    def _lane_views(self):
-        for lane, state, detail, accepted in self._recorder.lane_states():
-            yield lane, state, accepted, detail
 
 
 def _listening_model() -> tcp_model.Connection:
