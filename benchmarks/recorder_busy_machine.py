@@ -15,9 +15,9 @@ import socket
 import statistics
 import time
 
-from handshake_lab.loopback import LoopbackServer, close, connect
-from handshake_lab.procnet import read_tcp_table
-from handshake_lab.recorder import Recorder
+from handshake_lab.kernel.proc_tcp import read_tcp_table
+from handshake_lab.net.loopback import LoopbackServer, close, connect
+from handshake_lab.record.recorder import Recorder
 
 BOUND = 1.5  # "does not grow": allow measurement noise, not growth with the row count
 

@@ -13,8 +13,8 @@ import socket
 import statistics
 import time
 
-from handshake_lab.loopback import LoopbackServer, close, connect
-from handshake_lab.recorder import Recorder
+from handshake_lab.net.loopback import LoopbackServer, close, connect
+from handshake_lab.record.recorder import Recorder
 from handshake_lab.timeouts import LOOPBACK_TIMEOUT
 
 BOUND = 1.5

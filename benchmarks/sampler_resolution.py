@@ -17,8 +17,8 @@ import argparse
 import socket
 import time
 
-from handshake_lab.loopback import LoopbackServer
-from handshake_lab.recorder import Recorder
+from handshake_lab.net.loopback import LoopbackServer
+from handshake_lab.record.recorder import Recorder
 
 
 def one_trial(duration_s: float) -> bool:

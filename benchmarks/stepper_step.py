@@ -11,7 +11,7 @@ import argparse
 import statistics
 import time
 
-from handshake_lab.stepper import Stepper
+from handshake_lab.stepper.engine import Stepper
 
 BOUND_MS = 20.0
 

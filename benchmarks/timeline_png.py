@@ -9,8 +9,8 @@ import argparse
 import statistics
 import time
 
-from handshake_lab.stepper import Stepper
-from handshake_lab.timeline_plot import timeline_png
+from handshake_lab.show.timeline_plot import timeline_png
+from handshake_lab.stepper.engine import Stepper
 
 
 def main() -> int:

@@ -8,7 +8,7 @@ import sys
 
 
 def _doctor(_args: argparse.Namespace) -> int:
-    from .capabilities import doctor
+    from .host import doctor
 
     for capability in doctor():
         print(capability.line())
@@ -16,8 +16,8 @@ def _doctor(_args: argparse.Namespace) -> int:
 
 
 def _demo(_args: argparse.Namespace) -> int:
-    from .loopback import LoopbackServer, close, connect, receive, send
-    from .recorder import Recorder
+    from .net.loopback import LoopbackServer, close, connect, receive, send
+    from .record.recorder import Recorder
 
     with Recorder() as recorder, LoopbackServer(auto_accept=False) as server:
         recorder.sample()
@@ -42,7 +42,7 @@ def _demo(_args: argparse.Namespace) -> int:
 
 
 def _states(args: argparse.Namespace) -> int:
-    from .procnet import tcp_sockets
+    from .kernel.proc_tcp import tcp_sockets
 
     rows = tcp_sockets(args.port)
     if args.json:

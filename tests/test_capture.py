@@ -6,7 +6,7 @@ import functools
 
 import pytest
 
-from handshake_lab.capture import (
+from handshake_lab.capture.tiers import (
     TIERS_ENVIRONMENT_VARIABLE,
     Tier,
     _conversation_finished,
@@ -15,9 +15,9 @@ from handshake_lab.capture import (
     capture_handshake,
     load_recording,
 )
-from handshake_lab.packets import Segment
-from handshake_lab.states import TcpState
-from handshake_lab.tcp_model import Connection, check_handshake
+from handshake_lab.model.packets import Segment
+from handshake_lab.model.states import TcpState
+from handshake_lab.model.tcp_model import Connection, check_handshake
 
 
 @functools.cache

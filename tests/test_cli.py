@@ -8,7 +8,7 @@ import sys
 
 import pytest
 
-from handshake_lab.sysctls import (
+from handshake_lab.kernel.sysctls import (
     KernelSettings,
     describe_syn_retries,
     kernel_settings,
@@ -43,7 +43,7 @@ def test_demo_prints_a_recorded_handshake():
 
 
 def test_states_lists_the_kernel_table_as_text_and_json():
-    from handshake_lab.loopback import LoopbackServer, close, connect
+    from handshake_lab.net.loopback import LoopbackServer, close, connect
 
     with LoopbackServer(auto_accept=False) as server:
         client = connect(server.address)

@@ -7,15 +7,15 @@ import importlib
 import pytest
 
 import handshake_lab
-from handshake_lab.connections import connection_state, wait_for_state
-from handshake_lab.loopback import LoopbackServer, close, connect
-from handshake_lab.sockdiag import SockDiag
-from handshake_lab.states import TcpState
+from handshake_lab.kernel.lookup import connection_state, wait_for_state
+from handshake_lab.kernel.sock_diag import SockDiag
+from handshake_lab.model.states import TcpState
+from handshake_lab.net.loopback import LoopbackServer, close, connect
 
 pytestmark = pytest.mark.kernel
 
 # The module, by its full name: the package's attribute of that name is the function.
-module = importlib.import_module("handshake_lab.connections")
+module = importlib.import_module("handshake_lab.kernel.lookup")
 
 
 @pytest.fixture(params=["sock_diag", "tcp table"])

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from handshake_lab.capture import capture_handshake, load_recording
+from handshake_lab.capture.tiers import capture_handshake, load_recording
 from handshake_lab.exercises.n05_packets import check
 
 pytestmark = pytest.mark.kernel

@@ -7,7 +7,7 @@ import selectors
 import pytest
 
 from handshake_lab.exercises.n07_many_clients import CHECK_CONNECTIONS, check
-from handshake_lab.many_clients import echo_on_ready
+from handshake_lab.net.echo_servers import echo_on_ready
 
 pytestmark = pytest.mark.kernel
 

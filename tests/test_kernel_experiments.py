@@ -13,8 +13,13 @@ import time
 
 import pytest
 
-from handshake_lab.connections import connection_state, wait_for_state
-from handshake_lab.loopback import (
+from handshake_lab.kernel.drop_counters import LISTEN_COUNTERS, listen_counters
+from handshake_lab.kernel.lookup import connection_state, wait_for_state
+from handshake_lab.kernel.proc_tcp import find_rows, tcp_sockets
+from handshake_lab.kernel.sysctls import kernel_settings
+from handshake_lab.kernel.tcp_info import accept_queue, socket_state, wait_for_syn_retransmit
+from handshake_lab.model.states import TcpState
+from handshake_lab.net.loopback import (
     LoopbackServer,
     close,
     connect,
@@ -22,11 +27,6 @@ from handshake_lab.loopback import (
     send,
     start_connect,
 )
-from handshake_lab.netstat import LISTEN_COUNTERS, listen_counters
-from handshake_lab.procnet import find_rows, tcp_sockets
-from handshake_lab.states import TcpState
-from handshake_lab.sysctls import kernel_settings
-from handshake_lab.tcpinfo import accept_queue, socket_state, wait_for_syn_retransmit
 from handshake_lab.timeouts import KERNEL_TIMER_TIMEOUT
 
 pytestmark = pytest.mark.kernel

@@ -8,9 +8,9 @@ import sys
 import pytest
 from matplotlib.figure import Figure
 
-from handshake_lab.capture import load_recording
-from handshake_lab.ladder_plot import plot_ladder
-from handshake_lab.tcp_model import Connection
+from handshake_lab.capture.tiers import load_recording
+from handshake_lab.model.tcp_model import Connection
+from handshake_lab.show.ladder_plot import plot_ladder
 from handshake_lab.timeouts import SHORT_TIMEOUT
 
 
@@ -85,7 +85,7 @@ def test_without_ax_a_new_figure_is_made_and_empty_input_is_refused():
 
 
 def test_importing_the_module_does_not_import_matplotlib():
-    code = "import sys, handshake_lab.ladder_plot; print('matplotlib' in sys.modules)"
+    code = "import sys, handshake_lab.show.ladder_plot; print('matplotlib' in sys.modules)"
     result = subprocess.run(
         [sys.executable, "-c", code], capture_output=True, text=True, timeout=SHORT_TIMEOUT
     )

@@ -7,7 +7,9 @@ import threading
 
 import pytest
 
-from handshake_lab.loopback import (
+from handshake_lab.kernel.tcp_info import accept_queue, socket_state
+from handshake_lab.model.states import TcpState
+from handshake_lab.net.loopback import (
     LoopbackServer,
     close,
     connect,
@@ -16,8 +18,6 @@ from handshake_lab.loopback import (
     send,
     start_connect,
 )
-from handshake_lab.states import TcpState
-from handshake_lab.tcpinfo import accept_queue, socket_state
 
 pytestmark = pytest.mark.kernel
 

@@ -9,7 +9,7 @@ import time
 import pytest
 from kernel_helpers import wait_for
 
-from handshake_lab.many_clients import (
+from handshake_lab.net.echo_servers import (
     CONNECTION,
     LISTENER,
     LoadTestResult,

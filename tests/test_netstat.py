@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 
-from handshake_lab.netstat import listen_counters, parse_listen_counters
+from handshake_lab.kernel.drop_counters import listen_counters, parse_listen_counters
 
 DATA = Path(__file__).parent / "data"
 

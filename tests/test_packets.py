@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from handshake_lab.packets import (
+from handshake_lab.model.packets import (
     DecodeError,
     Segment,
     bits_to_flags,

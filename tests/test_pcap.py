@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from handshake_lab.packets import DecodeError, decode_frame
-from handshake_lab.pcap import read_frames, read_pcap, write_frames, write_pcap
-from handshake_lab.tcp_model import Connection
+from handshake_lab.model.packets import DecodeError, decode_frame
+from handshake_lab.model.pcap import read_frames, read_pcap, write_frames, write_pcap
+from handshake_lab.model.tcp_model import Connection
 from handshake_lab.timeouts import SHORT_TIMEOUT
 
 DATA = Path(__file__).parent / "data"

@@ -4,8 +4,8 @@ from pathlib import Path
 
 import pytest
 
-from handshake_lab.procnet import ProcNetParseError, format_rows, parse_tcp_table
-from handshake_lab.states import TcpState
+from handshake_lab.kernel.proc_tcp import ProcNetParseError, format_rows, parse_tcp_table
+from handshake_lab.model.states import TcpState
 
 DATA = Path(__file__).parent / "data"
 

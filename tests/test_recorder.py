@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 from kernel_helpers import wait_for
 
-from handshake_lab.loopback import LoopbackServer, close, connect, receive, send
-from handshake_lab.recorder import Recorder, active_recorder
-from handshake_lab.timeline import Event, Recording
+from handshake_lab.net.loopback import LoopbackServer, close, connect, receive, send
+from handshake_lab.record.events import Event, Recording
+from handshake_lab.record.recorder import Recorder, active_recorder
 
 pytestmark = pytest.mark.kernel
 

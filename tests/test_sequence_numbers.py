@@ -6,9 +6,9 @@ import dataclasses
 
 import pytest
 
-from handshake_lab.capture import load_recording, state_at
-from handshake_lab.sequence_numbers import ack_relations, handshake_of, sequence_table
-from handshake_lab.states import TcpState
+from handshake_lab.capture.tiers import load_recording, state_at
+from handshake_lab.model.sequence_numbers import ack_relations, handshake_of, sequence_table
+from handshake_lab.model.states import TcpState
 
 RECORDING = load_recording()
 

@@ -2,7 +2,7 @@
 
 import pytest
 
-from handshake_lab.states import TcpState
+from handshake_lab.model.states import TcpState
 
 TABLE = [
     # code, RFC 9293 name, Linux name

@@ -7,8 +7,8 @@ from __future__ import annotations
 import pytest
 from kernel_helpers import wait_for
 
-from handshake_lab.stepper import SCENARIOS, Stepper
-from handshake_lab.sysctls import kernel_settings
+from handshake_lab.kernel.sysctls import kernel_settings
+from handshake_lab.stepper.engine import SCENARIOS, Stepper
 from handshake_lab.timeouts import KERNEL_TIMER_TIMEOUT
 
 pytestmark = pytest.mark.kernel
@@ -193,7 +193,7 @@ def test_bad_input_is_answered_clearly():
 
 def test_the_widget_clicked_from_the_kernel_side():
     pytest.importorskip("ipywidgets")
-    from handshake_lab.stepper_widget import StepperWidget
+    from handshake_lab.show.stepper_widget import StepperWidget
 
     for scenario, expectations in EXPECTED.items():
         if _SKIP.get(scenario):

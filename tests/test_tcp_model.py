@@ -6,9 +6,9 @@ import itertools
 
 import pytest
 
-from handshake_lab.packets import Segment
-from handshake_lab.states import TcpState
-from handshake_lab.tcp_model import (
+from handshake_lab.model.packets import Segment
+from handshake_lab.model.states import TcpState
+from handshake_lab.model.tcp_model import (
     TRANSITIONS,
     Connection,
     Endpoint,

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from handshake_lab.timeline import Event, Recording
+from handshake_lab.record.events import Event, Recording
 
 
 def test_queue_lengths_read_the_recorders_detail_of_listen_events():

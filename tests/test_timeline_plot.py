@@ -8,8 +8,8 @@ import sys
 import pytest
 from matplotlib.figure import Figure
 
-from handshake_lab.timeline import CALL, ERROR, RETURN, STATE, Event, Recording
-from handshake_lab.timeline_plot import (
+from handshake_lab.record.events import CALL, ERROR, RETURN, STATE, Event, Recording
+from handshake_lab.show.timeline_plot import (
     NOT_ACCEPTED_HATCH,
     NOT_ACCEPTED_LABEL,
     TimelineArtists,
@@ -186,8 +186,8 @@ def test_timeline_png_is_a_png():
 
 @pytest.mark.kernel
 def test_a_real_recording_shows_the_server_side_before_accept():
-    from handshake_lab.loopback import LoopbackServer, close, connect
-    from handshake_lab.recorder import Recorder
+    from handshake_lab.net.loopback import LoopbackServer, close, connect
+    from handshake_lab.record.recorder import Recorder
 
     with Recorder() as recorder:
         with LoopbackServer(auto_accept=False) as server:
@@ -215,5 +215,5 @@ def test_a_real_recording_shows_the_server_side_before_accept():
 
 
 def test_importing_the_module_does_not_import_matplotlib():
-    code = "import handshake_lab.timeline_plot, sys; assert 'matplotlib' not in sys.modules"
+    code = "import handshake_lab.show.timeline_plot, sys; assert 'matplotlib' not in sys.modules"
     subprocess.run([sys.executable, "-c", code], check=True, timeout=SHORT_TIMEOUT * 10)

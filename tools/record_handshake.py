@@ -14,9 +14,9 @@ import platform
 import sys
 from pathlib import Path
 
-from handshake_lab.capture import Tier, capture_handshake
-from handshake_lab.pcap import write_pcap
-from handshake_lab.tcp_model import check_handshake
+from handshake_lab.capture.tiers import Tier, capture_handshake
+from handshake_lab.model.pcap import write_pcap
+from handshake_lab.model.tcp_model import check_handshake
 
 DATA_DIRECTORY = Path(__file__).resolve().parent.parent / "handshake_lab" / "data"
 

@@ -16,7 +16,7 @@ import selectors
 import socket
 import threading
 
-from ..loopback import LoopbackServer, connect
+from ..net.loopback import LoopbackServer, connect
 from ..timeouts import SHORT_TIMEOUT
 from .feedback import Feedback
 

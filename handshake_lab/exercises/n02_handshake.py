@@ -12,10 +12,10 @@ from __future__ import annotations
 
 import contextlib
 
-from ..connections import wait_for_state
-from ..loopback import LoopbackServer, close, connect
-from ..procnet import TcpSocketRow
-from ..states import TcpState
+from ..kernel.lookup import wait_for_state
+from ..kernel.proc_tcp import TcpSocketRow
+from ..model.states import TcpState
+from ..net.loopback import LoopbackServer, close, connect
 from .feedback import Feedback
 
 

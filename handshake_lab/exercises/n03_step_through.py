@@ -6,9 +6,9 @@ scenario; `check` runs the scenario on real sockets up to that step and compares
 
 from __future__ import annotations
 
-from ..states import TcpState
-from ..stepper import SCENARIOS, Stepper
-from ..sysctls import kernel_settings
+from ..kernel.sysctls import kernel_settings
+from ..model.states import TcpState
+from ..stepper.engine import SCENARIOS, Stepper
 from ..timeouts import KERNEL_TIMER_TIMEOUT, SHORT_TIMEOUT
 from .feedback import Feedback
 

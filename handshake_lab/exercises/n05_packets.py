@@ -7,8 +7,8 @@ space, where the numbers wrap around (mod 2**32). Pure functions apart from the 
 
 from __future__ import annotations
 
-from ..sequence_numbers import handshake_of
-from ..tcp_model import SEQUENCE_SPACE
+from ..model.sequence_numbers import handshake_of
+from ..model.tcp_model import SEQUENCE_SPACE
 from .feedback import Feedback
 
 __all__ = ["check"]
@@ -63,7 +63,7 @@ def check(predict_acks, capture=None) -> Feedback:
         feedback.expect(False, "", "pass your function itself: check(predict_acks)")
         return feedback
     if capture is None:
-        from ..capture import capture_handshake
+        from ..capture.tiers import capture_handshake
 
         capture = capture_handshake()
     syn, syn_ack, ack = handshake_of(capture.segments)

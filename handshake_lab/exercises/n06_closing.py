@@ -12,9 +12,9 @@ from __future__ import annotations
 import socket
 from collections.abc import Callable
 
-from ..connections import wait_for_state
-from ..loopback import LoopbackServer, close, connect
-from ..states import TcpState
+from ..kernel.lookup import wait_for_state
+from ..model.states import TcpState
+from ..net.loopback import LoopbackServer, close, connect
 from .feedback import Feedback
 
 

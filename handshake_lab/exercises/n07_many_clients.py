@@ -16,7 +16,7 @@ import socket
 import time
 import traceback
 
-from ..many_clients import (
+from ..net.echo_servers import (
     CONNECTION,
     LISTENER,
     SelectorEchoServer,

@@ -21,7 +21,7 @@ from __future__ import annotations
 import pytest
 from lab_driver import WIDGET_TIMEOUT, LabPage, run_strict_nbval
 
-from handshake_lab.states import TcpState
+from handshake_lab.model.states import TcpState
 
 pytestmark = pytest.mark.browser
 

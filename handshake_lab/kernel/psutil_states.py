@@ -10,7 +10,7 @@ from __future__ import annotations
 import socket
 import sys
 
-from .states import TcpState
+from ..model.states import TcpState
 
 _PSUTIL_STATES = {
     "ESTABLISHED": TcpState.ESTABLISHED,
@@ -54,7 +54,7 @@ def _connections():
 
 def tcp_sockets_from_psutil(port: int | None = None):
     """Rows like procnet.TcpSocketRow built from psutil (queues, timers and inodes unknown: 0)."""
-    from .procnet import TcpSocketRow
+    from .proc_tcp import TcpSocketRow
 
     rows = []
     for conn in _connections():

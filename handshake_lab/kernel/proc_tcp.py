@@ -21,7 +21,7 @@ import struct
 import sys
 from collections.abc import Iterable
 
-from .states import TcpState
+from ..model.states import TcpState
 
 Endpoint = tuple[str, int]
 
@@ -172,7 +172,7 @@ def tcp_sockets(port: int | None = None) -> list[TcpSocketRow]:
         _check_port(port)
     if sys.platform.startswith("linux"):
         return read_tcp_table(port)
-    from .portable import tcp_sockets_from_psutil
+    from .psutil_states import tcp_sockets_from_psutil
 
     return tcp_sockets_from_psutil(port)
 

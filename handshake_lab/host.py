@@ -12,7 +12,7 @@ import platform
 import socket
 import sys
 
-from .sysctls import describe_syn_retries, kernel_settings
+from .kernel.sysctls import describe_syn_retries, kernel_settings
 
 
 @dataclasses.dataclass(frozen=True)
@@ -45,7 +45,7 @@ def _proc_net_tcp() -> Capability:
 
 
 def _tcp_info() -> Capability:
-    from .tcpinfo import has_tcp_info, socket_state
+    from .kernel.tcp_info import has_tcp_info, socket_state
 
     if not has_tcp_info():
         return Capability("TCP_INFO", False, f"not available on {sys.platform}",
@@ -56,7 +56,7 @@ def _tcp_info() -> Capability:
 
 
 def _sock_diag() -> Capability:
-    from .sockdiag import SockDiag
+    from .kernel.sock_diag import SockDiag
 
     if SockDiag.available():
         return Capability("sock_diag", True, "exact state lookups by address (what `ss` "
@@ -99,7 +99,7 @@ def _ipv6_loopback() -> Capability:
 
 def _packet_capture() -> Capability:
     try:
-        from .capture import Tier, best_tier
+        from .capture.tiers import Tier, best_tier
     except ImportError as error:  # pragma: no cover - the package always ships capture
         return Capability("packet capture", False, str(error), "kernel states only")
     choice = best_tier()

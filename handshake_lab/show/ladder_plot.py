@@ -12,9 +12,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from handshake_lab.packets import Segment, initial_sequence_numbers, relative_seq_ack
-from handshake_lab.states import TcpState
-from handshake_lab.tcp_model import states_after_each
+from ..model.packets import Segment, initial_sequence_numbers, relative_seq_ack
+from ..model.states import TcpState
+from ..model.tcp_model import states_after_each
 
 # Okabe-Ito colours, distinguishable with the common colour-vision deficiencies.
 CLIENT_TO_SERVER_COLOUR = "#0072B2"  # blue

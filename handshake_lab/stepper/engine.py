@@ -23,12 +23,12 @@ import socket
 import threading
 from collections.abc import Callable
 
-from . import tcp_model
-from .recorder import Recorder
-from .states import TcpState
-from .tcpinfo import AcceptQueue, accept_queue
-from .timeline import Recording
-from .timeouts import THREAD_JOIN_TIMEOUT
+from ..kernel.tcp_info import AcceptQueue, accept_queue
+from ..model import tcp_model
+from ..model.states import TcpState
+from ..record.events import Recording
+from ..record.recorder import Recorder
+from ..timeouts import THREAD_JOIN_TIMEOUT
 
 #: How long a blocked step may wait before it gives up (a dropped SYN is retried by the
 #: kernel for about two minutes; a learner may take a while to click accept()).
@@ -252,7 +252,7 @@ class Stepper:
         if not self.capture_packets:
             self.packets_note = "Packet capture is off for this stepper (capture_packets=False)."
             return None
-        from .capture import LoopbackSniffer
+        from ..capture.tiers import LoopbackSniffer
 
         sniffer = LoopbackSniffer(self.address[1])
         try:

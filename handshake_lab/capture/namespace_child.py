@@ -1,6 +1,6 @@
 """The child process of the namespace tier: capture a handshake in a private network namespace.
 
-Run as ``python -m handshake_lab.capture_namespace [--probe] [--slow-motion]``; it prints one
+Run as ``python -m handshake_lab.capture.namespace_child [--probe] [--slow-motion]``; it prints one
 line of JSON on stdout and the parent (``capture.py``) decodes it. It must be a fresh process:
 unshare(CLONE_NEWUSER | CLONE_NEWNET) fails with EINVAL in a multi-threaded one (a Jupyter kernel).
 Inside, this process is root of its own user namespace, so it may bring its private loopback up,
@@ -20,7 +20,7 @@ import struct
 import sys
 from collections.abc import Iterator
 
-from handshake_lab.timeouts import SHORT_TIMEOUT
+from ..timeouts import SHORT_TIMEOUT
 
 CLONE_NEWUSER = 0x10000000
 CLONE_NEWNET = 0x40000000
@@ -139,7 +139,7 @@ def main(argv: list[str]) -> int:
         _report(ok=True)
         return 0
     # Imported here so that a probe stays cheap.
-    from handshake_lab.capture import run_experiment
+    from .tiers import run_experiment
 
     try:
         frames, states = run_experiment(slow_down=slow_link if slow_motion else None)

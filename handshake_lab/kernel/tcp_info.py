@@ -15,8 +15,8 @@ import sys
 import time
 from typing import NamedTuple
 
-from .states import TcpState
-from .timeouts import KERNEL_TIMER_TIMEOUT
+from ..model.states import TcpState
+from ..timeouts import KERNEL_TIMER_TIMEOUT
 
 _TCP_INFO_HEAD = struct.Struct("8B24I")
 _UNACKED, _SACKED, _RETRANSMITS = 12, 13, 2
@@ -55,7 +55,7 @@ def socket_state(sock: socket.socket) -> TcpState:
     A socket that was created but never connected or listened is CLOSED.
     """
     if not has_tcp_info():
-        from .portable import socket_state_from_psutil
+        from .psutil_states import socket_state_from_psutil
 
         return socket_state_from_psutil(sock)
     return TcpState.from_code(_tcp_info(sock)[0])

@@ -16,10 +16,10 @@ from __future__ import annotations
 import functools
 import time
 
-from .procnet import find_rows, tcp_sockets
-from .sockdiag import SockDiag
-from .states import TcpState
-from .timeouts import SHORT_TIMEOUT
+from ..model.states import TcpState
+from ..timeouts import SHORT_TIMEOUT
+from .proc_tcp import find_rows, tcp_sockets
+from .sock_diag import SockDiag
 
 Endpoint = tuple[str, int]
 

@@ -17,8 +17,8 @@ import socket
 import struct
 from typing import NamedTuple
 
-from .datagrams import DatagramReceiver
-from .states import TcpState
+from ..model.states import TcpState
+from .recvmmsg import DatagramReceiver
 
 _NETLINK_SOCK_DIAG = 4
 _SOCK_DIAG_BY_FAMILY = 20

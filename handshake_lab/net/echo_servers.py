@@ -27,8 +27,8 @@ from collections.abc import Callable
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 
+from ..timeouts import LOOPBACK_TIMEOUT, SHORT_TIMEOUT, THREAD_JOIN_TIMEOUT
 from .loopback import loopback_address, loopback_host
-from .timeouts import LOOPBACK_TIMEOUT, SHORT_TIMEOUT, THREAD_JOIN_TIMEOUT
 
 __all__ = [
     "CONNECTION",
@@ -392,8 +392,8 @@ def time_wait_rows(port: int) -> frozenset[tuple[Address, Address]]:
     A port number is reused: entries left by an earlier program whose server had the same
     number can still be there, so compare with a snapshot taken when the server started.
     """
-    from .procnet import tcp_sockets
-    from .states import TcpState
+    from ..kernel.proc_tcp import tcp_sockets
+    from ..model.states import TcpState
 
     return frozenset((row.local, row.remote) for row in tcp_sockets(port)
                      if row.state is TcpState.TIME_WAIT)

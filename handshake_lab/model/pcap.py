@@ -13,7 +13,7 @@ import os
 import struct
 from collections.abc import Iterable
 
-from handshake_lab.packets import DecodeError, Segment, decode_frame, encode_frame
+from .packets import DecodeError, Segment, decode_frame, encode_frame
 
 MAGIC_MICROSECONDS = 0xA1B2C3D4
 MAGIC_NANOSECONDS = 0xA1B23C4D

@@ -17,8 +17,8 @@ import io
 from dataclasses import dataclass
 from typing import Any
 
-from handshake_lab.states import TcpState
-from handshake_lab.timeline import CallSpan, Recording, StateSpan
+from ..model.states import TcpState
+from ..record.events import CallSpan, Recording, StateSpan
 
 # Okabe-Ito's seven colours for the states of a handshake and a close; two greys for the
 # listener and for CLOSED (they differ in lightness, which every reader can see); two dark

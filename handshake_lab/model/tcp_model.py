@@ -22,8 +22,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import NamedTuple
 
-from handshake_lab.packets import Address, Segment
-from handshake_lab.states import TcpState
+from .packets import Address, Segment
+from .states import TcpState
 
 SEQUENCE_SPACE = 2**32
 

@@ -1,7 +1,7 @@
 """Capture a real handshake on loopback with the best evidence this machine allows, and say which.
 
 Tiers, best first: LIVE (a packet socket on 'lo'; root or CAP_NET_RAW), NAMESPACE (a fresh
-child process in its own user + network namespace, see ``capture_namespace``), RECORDING (the
+child process in its own user + network namespace, see ``namespace_child``), RECORDING (the
 capture shipped in ``handshake_lab/data``, made by ``tools/record_handshake.py``). Slow motion
 slows a link with a token bucket, so it never runs on the machine's shared loopback: it uses
 NAMESPACE or the slow-motion recording. ``tiers=`` or the environment variable
@@ -31,11 +31,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import NamedTuple
 
-from handshake_lab.packets import DecodeError, Segment, decode_frame
-from handshake_lab.pcap import read_pcap, write_pcap
-from handshake_lab.procnet import read_tcp_table
-from handshake_lab.states import TcpState
-from handshake_lab.timeouts import (
+from ..kernel.proc_tcp import read_tcp_table
+from ..model.packets import DecodeError, Segment, decode_frame
+from ..model.pcap import read_pcap, write_pcap
+from ..model.states import TcpState
+from ..timeouts import (
     CAPTURE_TIMEOUT,
     LOOPBACK_TIMEOUT,
     SAMPLE_INTERVAL,
@@ -57,7 +57,7 @@ __all__ = [
 ]
 
 TIERS_ENVIRONMENT_VARIABLE = "HANDSHAKE_LAB_CAPTURE_TIERS"
-DATA_DIRECTORY = Path(__file__).parent / "data"
+DATA_DIRECTORY = Path(__file__).parent.parent / "data"
 ETH_P_ALL = 0x0003
 PACKET_OUTGOING = 4
 SO_TIMESTAMPNS = getattr(socket, "SO_TIMESTAMPNS", 35)
@@ -323,11 +323,11 @@ def _run_child(arguments: list[str]) -> dict:
     if sys.platform != "linux":
         return {"ok": False, "stage": "platform", "error": f"{sys.platform} has no namespaces"}
     environment = dict(os.environ)
-    package_parent = str(Path(__file__).resolve().parent.parent)
+    package_parent = str(Path(__file__).resolve().parent.parent.parent)
     environment["PYTHONPATH"] = os.pathsep.join(
         filter(None, [package_parent, environment.get("PYTHONPATH")])
     )
-    command = [sys.executable, "-m", "handshake_lab.capture_namespace", *arguments]
+    command = [sys.executable, "-m", "handshake_lab.capture.namespace_child", *arguments]
     try:
         completed = subprocess.run(
             command,

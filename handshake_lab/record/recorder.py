@@ -25,11 +25,11 @@ import socket
 import threading
 import time
 
-from . import tcpinfo
-from .sockdiag import SockDiag
-from .states import TcpState
-from .timeline import CALL, ERROR, RETURN, STATE, Event, Recording
-from .timeouts import SAMPLE_INTERVAL, THREAD_JOIN_TIMEOUT
+from ..kernel import tcp_info as tcpinfo
+from ..kernel.sock_diag import SockDiag
+from ..model.states import TcpState
+from ..timeouts import SAMPLE_INTERVAL, THREAD_JOIN_TIMEOUT
+from .events import CALL, ERROR, RETURN, STATE, Event, Recording
 
 _now = time.monotonic_ns  # bound once: it is called for every event
 _active_lock = threading.Lock()
@@ -307,7 +307,7 @@ class Recorder:
                 if lane.request is None:
                     lane.request = self._diag.request(lane.local, lane.remote)
             return self._diag.lookup_requests([lane.request for lane in lanes])
-        from .procnet import find_rows, tcp_sockets
+        from ..kernel.proc_tcp import find_rows, tcp_sockets
 
         results = []
         for local, remote in ((lane.local, lane.remote) for lane in lanes):

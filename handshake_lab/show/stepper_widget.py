@@ -17,7 +17,7 @@ from __future__ import annotations
 import html
 import threading
 
-from .stepper import SCENARIOS, Snapshot, Stepper
+from ..stepper.engine import SCENARIOS, Snapshot, Stepper
 from .timeline_plot import timeline_png
 
 

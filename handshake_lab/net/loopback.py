@@ -19,8 +19,8 @@ import socket
 import threading
 from collections.abc import Callable
 
-from .recorder import active_recorder
-from .timeouts import LOOPBACK_TIMEOUT, THREAD_JOIN_TIMEOUT
+from ..record.recorder import active_recorder
+from ..timeouts import LOOPBACK_TIMEOUT, THREAD_JOIN_TIMEOUT
 
 Address = tuple[str, int]
 _PRUNE_AT = 64  # accepted connections kept before the closed ones are dropped from the list
