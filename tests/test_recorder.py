@@ -6,8 +6,9 @@ import pytest
 from kernel_helpers import wait_for
 
 from handshake_lab.net.loopback import LoopbackServer, close, connect, receive, send
+from handshake_lab.net.trace import current_tracer
 from handshake_lab.record.events import Event, Recording
-from handshake_lab.record.recorder import Recorder, active_recorder
+from handshake_lab.record.recorder import Recorder
 
 pytestmark = pytest.mark.kernel
 
@@ -88,12 +89,13 @@ def test_state_spans_end_where_the_next_state_begins():
     assert (second.state, second.start_ns, second.end_ns) == ("ESTABLISHED", 5, 9)
 
 
-def test_one_recorder_at_a_time_and_each_records_once():
+def test_a_nested_recorder_takes_over_and_each_records_once():
     with Recorder() as recorder:
-        assert active_recorder() is recorder
-        with pytest.raises(RuntimeError, match="already recording"), Recorder():
-            pass
-    assert active_recorder() is None
+        assert current_tracer() is recorder
+        with Recorder() as inner:
+            assert current_tracer() is inner
+        assert current_tracer() is recorder
+    assert current_tracer() is None
     with pytest.raises(RuntimeError, match="make a new Recorder"), recorder:
         pass
     recorder.stop()  # idempotent

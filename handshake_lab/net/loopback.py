@@ -5,7 +5,7 @@ says why); port 0 so the kernel picks a free port and re-running a cell never me
 "Address already in use"; every blocking call has a timeout from timeouts.py; the server
 is a context manager whose exit closes every socket and joins every thread, and an
 exception raised in one of its threads is raised again in the caller. Each call made
-through these helpers is reported to the active Recorder, if one is recording.
+through these helpers is reported to the trace hook (`trace`), for a Recorder to hear.
 """
 
 from __future__ import annotations
@@ -19,8 +19,8 @@ import socket
 import threading
 from collections.abc import Callable
 
-from ..record.recorder import active_recorder
 from ..timeouts import LOOPBACK_TIMEOUT, THREAD_JOIN_TIMEOUT
+from .trace import traced
 
 Address = tuple[str, int]
 _PRUNE_AT = 64  # accepted connections kept before the closed ones are dropped from the list
@@ -76,32 +76,6 @@ def _check_open(sock: object) -> socket.socket:
     return sock
 
 
-# -- recording ------------------------------------------------------------------------
-class _Traced:
-    """Report one call on `sock` to the active recorder, if any: call, then return or error."""
-
-    __slots__ = ("recorder", "actor", "lane", "name", "detail")
-
-    def __init__(self, sock: socket.socket, name: str, role: str = "client",
-                 remote: Address | None = None) -> None:
-        self.recorder = recorder = active_recorder()
-        self.name, self.detail = name, ""
-        if recorder is not None:
-            lane = recorder.begin(sock, role, remote, name)
-            self.lane, self.actor = lane.name, lane.actor
-
-    def __enter__(self) -> _Traced:
-        return self
-
-    def __exit__(self, kind, error, traceback) -> None:
-        if self.recorder is None:
-            return
-        if error is None:
-            self.recorder.returned(self.actor, self.lane, self.name, self.detail)
-        else:
-            self.recorder.failed(self.actor, self.lane, self.name, error)
-
-
 # -- clients --------------------------------------------------------------------------
 def connect(address: Address, *, timeout: float = LOOPBACK_TIMEOUT) -> socket.socket:
     """A new client socket connected to `address`; connect() returns once the handshake is done.
@@ -114,11 +88,11 @@ def connect(address: Address, *, timeout: float = LOOPBACK_TIMEOUT) -> socket.so
     sock = socket.socket(_family(host), socket.SOCK_STREAM)
     try:
         sock.settimeout(timeout)
-        with _Traced(sock, "connect()", remote=(host, port)) as call:
+        with traced(sock, "connect()", remote=(host, port)) as call:
             sock.connect((host, port))
-            if call.recorder is not None:
+            if call.tracer is not None:
                 local = sock.getsockname()
-                call.recorder.client_port_known(sock, local)
+                call.tracer.client_port_known(sock, local)
                 call.detail = f"local port {local[1]}"
     except BaseException:
         sock.close()
@@ -135,11 +109,11 @@ def start_connect(address: Address) -> socket.socket:
     sock = socket.socket(_family(host), socket.SOCK_STREAM)
     try:
         sock.setblocking(False)
-        with _Traced(sock, "connect() started", remote=(host, port)) as call:
+        with traced(sock, "connect() started", remote=(host, port)) as call:
             code = sock.connect_ex((host, port))
             call.detail = "in progress" if code else "already connected"
-            if call.recorder is not None:
-                call.recorder.client_port_known(sock, sock.getsockname())
+            if call.tracer is not None:
+                call.tracer.client_port_known(sock, sock.getsockname())
     except BaseException:
         sock.close()
         raise
@@ -150,7 +124,7 @@ def finish_connect(sock: socket.socket, *, timeout: float = LOOPBACK_TIMEOUT) ->
     """Wait until a `start_connect` socket is connected; raise its error or TimeoutError."""
     _check_open(sock)
     timeout = _check_timeout(timeout)
-    with _Traced(sock, "connect() finished"), \
+    with traced(sock, "connect() finished"), \
             selectors.DefaultSelector() as selector:
         selector.register(sock, selectors.EVENT_WRITE)
         if not selector.select(timeout):
@@ -170,7 +144,7 @@ def send(sock: socket.socket, data: bytes, *, timeout: float = LOOPBACK_TIMEOUT)
         raise TypeError(f"send() takes bytes such as b'hello', got {type(data).__name__}: "
                         "encode text first, e.g. 'hello'.encode()")
     sock.settimeout(_check_timeout(timeout))
-    with _Traced(sock, "send()") as call:
+    with traced(sock, "send()") as call:
         sock.sendall(data)
         call.detail = f"{len(data)} bytes"
 
@@ -182,7 +156,7 @@ def receive(sock: socket.socket, max_bytes: int = 65536, *,
     if isinstance(max_bytes, bool) or not isinstance(max_bytes, int) or max_bytes <= 0:
         raise ValueError(f"max_bytes must be a positive int, got {max_bytes!r}")
     sock.settimeout(_check_timeout(timeout))
-    with _Traced(sock, "recv()") as call:
+    with traced(sock, "recv()") as call:
         data = sock.recv(max_bytes)
         call.detail = f"{len(data)} bytes" if data else "b'' (peer closed)"
     return data
@@ -196,7 +170,7 @@ def close(sock: socket.socket, *, reset: bool = False) -> None:
         return
     if reset:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\0\0\0\0\0\0\0")
-    with _Traced(sock, "close()"):
+    with traced(sock, "close()"):
         sock.close()
 
 
@@ -256,7 +230,7 @@ class LoopbackServer:
             listener.bind((self.host, 0))
             self._listener = listener
             self._address = tuple(listener.getsockname()[:2])
-            with _Traced(listener, f"listen({self.backlog})", role="listener"):
+            with traced(listener, f"listen({self.backlog})", role="listener"):
                 listener.listen(self.backlog)
         except BaseException:
             listener.close()
@@ -341,11 +315,11 @@ class LoopbackServer:
         return conn
 
     def _accept_one(self, listener: socket.socket) -> socket.socket:
-        with _Traced(listener, "accept()", role="listener") as call:
+        with traced(listener, "accept()", role="listener") as call:
             conn, peer = listener.accept()
             call.detail = f"peer port {peer[1]}"
-            if call.recorder is not None:
-                call.recorder.track_accepted(conn, self._address, peer)
+            if call.tracer is not None:
+                call.tracer.track_accepted(conn, self._address, peer)
         with self._lock:
             if len(self.connections) >= _PRUNE_AT:
                 # Closed connections need no cleanup: let them go (a long run accepts many).

@@ -1,7 +1,7 @@
 """Record socket calls and the kernel states of the lab's sockets as one ordered timeline.
 
-`with Recorder() as recorder:` makes it the active recorder: the helpers in loopback.py
-report every call they make to it (call, return or error, with the actor and a monotonic
+`with Recorder() as recorder:` subscribes it to the trace hook (`net.trace`): the helpers
+in `net` report every call they make to it (call, return or error, with the actor and a monotonic
 time in nanoseconds) and register the sockets they open. A sampler thread then asks the
 kernel for the state of each registered connection about every millisecond, only while
 recording, and records each change. Rules:
@@ -21,6 +21,7 @@ recording, and records each change. Rules:
 
 from __future__ import annotations
 
+import contextlib
 import socket
 import threading
 import time
@@ -28,19 +29,11 @@ import time
 from ..kernel import tcp_info as tcpinfo
 from ..kernel.sock_diag import SockDiag
 from ..model.states import TcpState
+from ..net.trace import tracing
 from ..timeouts import SAMPLE_INTERVAL, THREAD_JOIN_TIMEOUT
 from .events import CALL, ERROR, RETURN, STATE, Event, Recording
 
 _now = time.monotonic_ns  # bound once: it is called for every event
-_active_lock = threading.Lock()
-_active: Recorder | None = None
-
-
-
-def active_recorder() -> Recorder | None:
-    """The Recorder currently recording, if any."""
-    return _active
-
 
 class _Lane:
     """One socket on the timeline and how to ask the kernel about it."""
@@ -66,8 +59,8 @@ class Recorder:
     """A context manager that records calls and kernel states; see the module docstring."""
 
     def __init__(self, *, interval: float = SAMPLE_INTERVAL, follow_helpers: bool = True) -> None:
-        """follow_helpers=False: do not become the active recorder; the owner (the stepper)
-        reports its own calls, so a learner's own Recorder can run at the same time."""
+        """follow_helpers=False: do not subscribe to the helpers' trace hook; the owner (the
+        stepper) reports its own calls, so a learner's own Recorder can run at the same time."""
         if not isinstance(interval, (int, float)) or interval <= 0:
             raise ValueError(f"interval must be a positive number of seconds, got {interval!r}")
         self.interval = float(interval)
@@ -89,19 +82,17 @@ class Recorder:
         self._start_ns = self._end_ns = 0
         self._finished = False
         self._stopped = False
+        self._tracing: contextlib.AbstractContextManager | None = None
         self._tcp_info = tcpinfo.has_tcp_info()  # else psutil reads the states (macOS, Windows)
 
     # -- lifetime -------------------------------------------------------------------
     def __enter__(self) -> Recorder:
-        global _active
         if self._finished or self._thread is not None:
             raise RuntimeError("this Recorder has already recorded: make a new Recorder()")
         if self.follow_helpers:
-            with _active_lock:
-                if _active is not None:
-                    raise RuntimeError("another Recorder is already recording: leave its "
-                                       "with-block first (one recording at a time)")
-                _active = self
+            # Nested recorders: the inner one hears the calls until it stops.
+            self._tracing = tracing(self)
+            self._tracing.__enter__()
         try:
             self._diag = SockDiag() if hasattr(socket, "AF_NETLINK") else None
         except OSError:
@@ -117,7 +108,6 @@ class Recorder:
 
     def stop(self) -> Recording:
         """Stop sampling (idempotent) and return the recording."""
-        global _active
         if not self._finished and self._thread is not None:
             self._finished = True
             self._stop.set()
@@ -133,9 +123,9 @@ class Recorder:
                 self._stopped = True  # sample() is a no-op from now on
                 if self._diag is not None:
                     self._diag.close()
-                with _active_lock:
-                    if _active is self:
-                        _active = None
+                if self._tracing is not None:
+                    with contextlib.suppress(ValueError):  # stopped from another context
+                        self._tracing.__exit__(None, None, None)
             if self._sampler_error is not None:
                 raise RuntimeError("the recorder's sampler failed") from self._sampler_error
         return self.recording
