@@ -11,14 +11,33 @@ import importlib
 __version__ = "0.1.0"
 
 _EXPORTS = {
-    # kernel states
+    # model: pure, no I/O
     "TcpState": "model.states",
+    "Segment": "model.packets",
+    "write_pcap": "model.pcap",
+    "read_pcap": "model.pcap",
+    "Connection": "model.tcp_model",
+    "expected_handshake": "model.tcp_model",
+    "check_handshake": "model.tcp_model",
+    "narrate": "model.tcp_model",
+    "handshake_of": "model.sequence_numbers",
+    "sequence_table": "model.sequence_numbers",
+    "ack_relations": "model.sequence_numbers",
+    # kernel: reading states without privileges
     "tcp_sockets": "kernel.proc_tcp",
     "parse_tcp_table": "kernel.proc_tcp",
+    "find_rows": "kernel.proc_tcp",
+    "format_rows": "kernel.proc_tcp",
     "connection_state": "kernel.lookup",
+    "wait_for_state": "kernel.lookup",
     "socket_state": "kernel.tcp_info",
     "accept_queue": "kernel.tcp_info",
-    # loopback helpers
+    "wait_for_syn_retransmit": "kernel.tcp_info",
+    "kernel_settings": "kernel.sysctls",
+    "describe_syn_retries": "kernel.sysctls",
+    "syn_retry_gaps": "kernel.sysctls",
+    "listen_counters": "kernel.drop_counters",
+    # net: loopback sockets and servers
     "LoopbackServer": "net.loopback",
     "connect": "net.loopback",
     "start_connect": "net.loopback",
@@ -26,30 +45,30 @@ _EXPORTS = {
     "send": "net.loopback",
     "receive": "net.loopback",
     "close": "net.loopback",
-    # recording
+    "ThreadPerConnectionEchoServer": "net.echo_servers",
+    "SelectorEchoServer": "net.echo_servers",
+    "echo_on_ready": "net.echo_servers",
+    "measure_connections_per_second": "net.echo_servers",
+    "time_wait_rows": "net.echo_servers",
+    # record: the timeline
     "Recorder": "record.recorder",
     "Recording": "record.events",
     "Event": "record.events",
-    # the host
-    "doctor": "host",
-    "kernel_settings": "kernel.sysctls",
-    # stepping through a scenario
+    # capture: real packets, in tiers
+    "capture_handshake": "capture.tiers",
+    "load_recording": "capture.tiers",
+    "state_at": "capture.tiers",
+    "Tier": "capture.tiers",
+    # stepper: one real socket call per step
     "Stepper": "stepper.engine",
     "SCENARIOS": "stepper.engine",
-    "StepperWidget": "show.stepper_widget",
-    "Prediction": "show.prediction",
-    # packets and the TCP model
-    "capture_handshake": "capture.tiers",
-    "write_pcap": "model.pcap",
-    "read_pcap": "model.pcap",
-    "Segment": "model.packets",
-    "Connection": "model.tcp_model",
-    "expected_handshake": "model.tcp_model",
-    "check_handshake": "model.tcp_model",
-    "narrate": "model.tcp_model",
-    # plots (matplotlib is imported when one is drawn)
+    # show: figures and widgets (matplotlib and ipywidgets are imported when one is used)
     "plot_timeline": "show.timeline_plot",
     "plot_ladder": "show.ladder_plot",
+    "StepperWidget": "show.stepper_widget",
+    "Prediction": "show.prediction",
+    # the host
+    "doctor": "host",
 }
 
 __all__ = sorted(_EXPORTS)
