@@ -119,7 +119,7 @@ def test_each_connection_gets_one_server_lane_even_when_the_sampler_races_the_ca
         clients = [connect(server.address) for _ in range(100)]
         for client in clients:
             close(client)
-    names = [lane for lane, *_ in recorder.lane_states()]
+    names = [view.lane for view in recorder.lane_states()]
     assert len(names) == len(set(names)) == 201, "listener, 100 clients, 100 server sides"
 
 
@@ -129,4 +129,4 @@ def test_sampling_after_stop_changes_nothing():
     before = recorder.recording
     recorder.sample()
     assert recorder.recording.events == before.events
-    assert [lane for lane, *_ in recorder.lane_states()] == ["listener", "client", "server 1"]
+    assert [view.lane for view in recorder.lane_states()] == ["listener", "client", "server 1"]

@@ -13,6 +13,9 @@ import dataclasses
 import json
 from collections.abc import Iterable
 
+from ..kernel.tcp_info import AcceptQueue
+from ..model.states import TcpState
+
 CALL, RETURN, ERROR, STATE = "call", "return", "error", "state"
 KINDS = (CALL, RETURN, ERROR, STATE)
 
@@ -31,6 +34,36 @@ class Event:
     def __post_init__(self) -> None:
         if self.kind not in KINDS:
             raise ValueError(f"event kind must be one of {KINDS}, got {self.kind!r}")
+
+
+@dataclasses.dataclass(frozen=True)
+class LaneState:
+    """One lane's socket as the kernel last reported it.
+
+    ``queue`` is a listener's accept queue; ``accepted`` is False for the server's side of a
+    connection no accept() has taken yet; ``gone`` is True once the connection has left the
+    kernel (its state is then CLOSED).
+    """
+
+    lane: str
+    state: TcpState | None
+    accepted: bool = True
+    queue: AcceptQueue | None = None
+    gone: bool = False
+
+    @property
+    def note(self) -> str:
+        """What a learner reads beside the state: the queue, 'not accepted', or 'gone'."""
+        return describe_lane(self.queue, self.accepted, self.gone)
+
+
+def describe_lane(queue: AcceptQueue | None, accepted: bool, gone: bool) -> str:
+    """The words for a lane's queue, accepted and gone fields ('' when there is nothing)."""
+    if gone:
+        return "gone from the kernel"
+    if queue is not None:
+        return f"queue {queue.length}/{queue.maximum}"
+    return "" if accepted else "not accepted"
 
 
 @dataclasses.dataclass(frozen=True)

@@ -28,10 +28,11 @@ import time
 
 from ..kernel import tcp_info as tcpinfo
 from ..kernel.sock_diag import SockDiag
+from ..kernel.tcp_info import AcceptQueue
 from ..model.states import TcpState
 from ..net.trace import tracing
 from ..timeouts import SAMPLE_INTERVAL, THREAD_JOIN_TIMEOUT
-from .events import CALL, ERROR, RETURN, STATE, Event, Recording
+from .events import CALL, ERROR, RETURN, STATE, Event, LaneState, Recording, describe_lane
 
 _now = time.monotonic_ns  # bound once: it is called for every event
 
@@ -39,7 +40,7 @@ class _Lane:
     """One socket on the timeline and how to ask the kernel about it."""
 
     __slots__ = ("name", "number", "role", "actor", "sock", "local", "remote", "state",
-                 "detail", "accepted", "done", "peer_added", "peer", "request")
+                 "detail", "queue", "gone", "accepted", "done", "peer_added", "peer", "request")
 
     def __init__(self, name: str, number: int, role: str, sock: socket.socket | None,
                  local=None, remote=None) -> None:
@@ -48,6 +49,8 @@ class _Lane:
         self.local, self.remote = local, remote
         self.state: TcpState | None = None
         self.detail = ""
+        self.queue: AcceptQueue | None = None
+        self.gone = False
         self.accepted = role != "server"
         self.done = False
         self.peer_added = False
@@ -248,25 +251,26 @@ class Recorder:
                 lane.sock = sock = None
             if sock is None:
                 if lane.role == "listener":
-                    retired |= self._observe(lane, TcpState.CLOSED, "")
+                    retired |= self._observe(lane, TcpState.CLOSED)
                 elif lane.local is not None:
                     by_address.append(lane)
             elif self._tcp_info:
                 state, queue = tcpinfo.state_and_queue(sock)
-                detail = f"queue {queue.length}/{queue.maximum}" if state is TcpState.LISTEN else ""
-                retired |= self._observe(lane, state, detail)
+                retired |= self._observe(lane, state,
+                                         queue if state is TcpState.LISTEN else None)
             else:
-                retired |= self._observe(lane, tcpinfo.socket_state(sock), "")  # psutil
+                retired |= self._observe(lane, tcpinfo.socket_state(sock))  # psutil
         for lane, result in zip(by_address, self._lookup_many(by_address), strict=True):
             if result is None:
-                retired |= self._observe(lane, None, "")
+                retired |= self._observe(lane, None)
             else:
-                retired |= self._observe(lane, result[0], "" if lane.accepted else "not accepted")
+                retired |= self._observe(lane, result[0])
         if retired:
             with self._lock:
                 self._live_lanes = [lane for lane in self._live_lanes if not lane.done]
 
-    def _observe(self, lane: _Lane, state: TcpState | None, detail: str) -> bool:
+    def _observe(self, lane: _Lane, state: TcpState | None,
+                 queue: AcceptQueue | None = None) -> bool:
         """Record a lane's state if it changed; True when the lane can no longer change."""
         if state is None:
             if lane.state is None:
@@ -274,9 +278,10 @@ class Recorder:
                 # went between two samples: stop asking once no socket can bring it back.
                 lane.done = self._closed(lane) and (lane.peer is None or self._closed(lane.peer))
                 return lane.done
-            state, detail = TcpState.CLOSED, "gone from the kernel"
-        if state is not lane.state or detail != lane.detail:
-            lane.state, lane.detail = state, detail
+            state, lane.gone = TcpState.CLOSED, True
+        detail = describe_lane(queue, lane.accepted, lane.gone)
+        if state is not lane.state or queue != lane.queue or detail != lane.detail:
+            lane.state, lane.queue, lane.detail = state, queue, detail
             self._events.append((_now(), STATE, lane.name, state.linux_name,
                                  "kernel", detail))
         # TIME_WAIT only ends by the kernel's timer; CLOSED is final once no socket of ours
@@ -307,7 +312,8 @@ class Recorder:
 
     # -- a snapshot for the stepper ------------------------------------------------
     def lane_states(self) -> list[tuple[str, TcpState | None, str, bool]]:
-        """(lane, state, detail, accepted) for every lane, after sampling once now."""
+        """Every lane's last seen state, after sampling once now."""
         self.sample()
         with self._lock:
-            return [(lane.name, lane.state, lane.detail, lane.accepted) for lane in self._lanes]
+            return [LaneState(lane.name, lane.state, lane.accepted, lane.queue, lane.gone)
+                    for lane in self._lanes]

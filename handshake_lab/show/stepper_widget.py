@@ -32,9 +32,10 @@ def socket_table_html(snapshot: Snapshot) -> str:
             shown = view.state.rfc_name
         else:
             shown = f"{view.state.rfc_name} <code>{view.state.linux_name}</code>"
-        notes = [view.detail] if view.detail and view.detail != "not accepted" else []
-        if not view.accepted:
-            notes.append("in the kernel, not yet accepted" if view.state else "no server side")
+        if view.gone or view.accepted:
+            notes = [view.note] if view.note else []
+        else:
+            notes = ["in the kernel, not yet accepted" if view.state else "no server side"]
         rows.append(
             f'<tr data-lane="{html.escape(view.lane)}" data-state="{state}" '
             f'data-accepted="{"yes" if view.accepted else "no"}">'

@@ -26,7 +26,7 @@ from collections.abc import Callable
 from ..kernel.tcp_info import AcceptQueue, accept_queue
 from ..model import tcp_model
 from ..model.states import TcpState
-from ..record.events import Recording
+from ..record.events import LaneState, Recording
 from ..record.recorder import Recorder
 from ..timeouts import THREAD_JOIN_TIMEOUT
 
@@ -69,16 +69,6 @@ class Scenario:
 
 
 @dataclasses.dataclass(frozen=True)
-class SocketView:
-    """One lab socket as the kernel reports it."""
-
-    lane: str
-    state: TcpState | None
-    accepted: bool
-    detail: str
-
-
-@dataclasses.dataclass(frozen=True)
 class Snapshot:
     """Everything the learner sees after a step."""
 
@@ -86,7 +76,7 @@ class Snapshot:
     step: str | None
     result: str
     explanation: str
-    sockets: tuple[SocketView, ...]
+    sockets: tuple[LaneState, ...]
     accept_queue: AcceptQueue | None
     pending: tuple[str, ...]
     next_steps: tuple[str, ...]
@@ -102,7 +92,7 @@ class Snapshot:
         lines = [f"after {self.step or 'nothing yet'}: {self.result}"]
         for view in self.sockets:
             state = view.state.linux_name if view.state else "-"
-            note = view.detail if view.accepted else "in the kernel, not accepted yet"
+            note = view.note if view.accepted or view.gone else "in the kernel, not accepted yet"
             lines.append(f"  {view.lane:<10} {state:<12} {note}".rstrip())
         return "\n".join(lines + [self.explanation])
 
@@ -576,8 +566,7 @@ class Stepper:
     def snapshot(self) -> Snapshot:
         """The kernel's view of every lab socket now, and what the last step did."""
         with self._lock:
-            views = tuple(SocketView(lane, state, accepted, detail)
-                          for lane, state, detail, accepted in self._recorder.lane_states())
+            views = tuple(self._recorder.lane_states())
             listener = self._sockets["server"]
             queue = None
             if listener.fileno() >= 0 and self._is_listening():
