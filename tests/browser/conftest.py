@@ -21,16 +21,17 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-import lab_driver  # noqa: E402  (this folder is not a package)
+from lab_page import CHROMIUM_MISSING, chromium_page, find_chromium  # noqa: E402  (not a package)
+from lab_server import JupyterLab  # noqa: E402
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 ARTIFACTS_DIR = REPO_ROOT / "test-artifacts"
 
 
 def pytest_collection_modifyitems(config, items):
-    if lab_driver.find_chromium() is not None:
+    if find_chromium() is not None:
         return
-    skip = pytest.mark.skip(reason=lab_driver.CHROMIUM_MISSING)
+    skip = pytest.mark.skip(reason=CHROMIUM_MISSING)
     for item in items:
         if "browser" in item.keywords:
             item.add_marker(skip)
@@ -53,9 +54,9 @@ def artifacts_dir() -> Path:
 @pytest.fixture(scope="session")
 def jupyterlab(notebooks_dir, tmp_path_factory):
     """A JupyterLab on 127.0.0.1 over a temp copy of notebooks/; always stopped afterwards."""
-    if lab_driver.find_chromium() is None:
-        pytest.skip(lab_driver.CHROMIUM_MISSING)
-    with lab_driver.JupyterLab(notebooks_dir, tmp_path_factory.mktemp("jupyterlab")) as lab:
+    if find_chromium() is None:
+        pytest.skip(CHROMIUM_MISSING)
+    with JupyterLab(notebooks_dir, tmp_path_factory.mktemp("jupyterlab")) as lab:
         print(f"\nJupyterLab ready in {lab.start_seconds:.1f} s on port {lab.port}")
         yield lab
 
@@ -64,9 +65,7 @@ def jupyterlab(notebooks_dir, tmp_path_factory):
 def lab_page(jupyterlab, artifacts_dir, request):
     """A page in a new headless Chromium (empty profile), closed even when the test fails."""
     started = time.monotonic()
-    with lab_driver.chromium_page(
-        jupyterlab, artifacts_dir / "screenshots", request.node.name
-    ) as page:
+    with chromium_page(jupyterlab, artifacts_dir / "screenshots", request.node.name) as page:
         yield page
     print(f"\n{request.node.name}: browser part took {time.monotonic() - started:.1f} s")
 

@@ -18,8 +18,12 @@ The widget DOM contract these tests rely on (set by handshake_lab's widgets):
 
 from __future__ import annotations
 
+import subprocess
+import sys
+from pathlib import Path
+
 import pytest
-from lab_driver import WIDGET_TIMEOUT, LabPage, run_strict_nbval
+from lab_page import WIDGET_TIMEOUT, LabPage
 
 from handshake_lab.model.states import TcpState
 
@@ -56,6 +60,12 @@ RENDERED_AFTER_RUN_ALL = {
     "05-packets-and-sequence-numbers.ipynb": {"output images": 1, "prediction widgets": 1},
     "04-backlog-and-the-accept-queue.ipynb": {"output images": 0, "prediction widgets": 1},
 }
+
+#: The strict nbval flags `make test-notebooks` uses (the sanitize file is added per run).
+NBVAL_FLAGS = ["--nbval", "--nbval-current-env", "--nbval-cell-timeout=60"]
+
+#: One strict nbval run over a saved notebook.
+NBVAL_TIMEOUT = 600.0
 
 _JS_STEPPER_SNAPSHOT = """
 () => {
@@ -120,6 +130,31 @@ def _assert_rows_valid(snapshot: dict, after: str) -> None:
         assert row.get("data-accepted", "yes") in ("yes", "no"), (
             f"after {after}: row {row} has data-accepted other than yes/no"
         )
+
+
+def run_strict_nbval(notebook: Path, sanitize_file: Path) -> subprocess.CompletedProcess[str]:
+    """Strict nbval (the flags `make test-notebooks` uses) on one notebook, in its folder."""
+    command = [
+        sys.executable,
+        "-m",
+        "pytest",
+        *NBVAL_FLAGS,
+        f"--nbval-sanitize-with={sanitize_file}",
+        "-p",
+        "no:cacheprovider",
+        "-q",
+        "--rootdir",
+        str(notebook.parent),
+        notebook.name,
+    ]
+    return subprocess.run(
+        command,
+        cwd=notebook.parent,
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        timeout=NBVAL_TIMEOUT,
+    )
 
 
 def _assert_saved_notebook_passes_nbval(lab_page, saved_notebooks_dir, sanitize_file) -> None:
