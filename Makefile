@@ -5,8 +5,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
-NBVAL_FLAGS := --nbval --nbval-current-env --nbval-cell-timeout=60 \
-	--nbval-sanitize-with notebooks/sanitize.cfg -p no:cacheprovider
+NBVAL_FLAGS := @notebooks/nbval.args
 
 .PHONY: lab test lint test-package test-notebooks test-browser test-unprivileged \
 	notebooks-check notebooks-run binder-check bench clean

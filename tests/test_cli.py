@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 
@@ -61,9 +62,27 @@ def test_states_refuses_a_bad_port_with_a_clear_message():
     assert "out of range" in result.stderr
 
 
-def test_kernel_settings_are_read_from_this_host():
-    settings = kernel_settings()
-    assert settings.syn_retries is None or settings.syn_retries > 0
+def test_kernel_settings_are_what_the_sysctl_files_say(tmp_path):
+    (tmp_path / "ipv4").mkdir()
+    (tmp_path / "core").mkdir()
+    (tmp_path / "ipv4" / "tcp_syn_retries").write_text("6\n")
+    (tmp_path / "ipv4" / "tcp_syn_linear_timeouts").write_text("4\n")
+    (tmp_path / "ipv4" / "ip_local_port_range").write_text("32768\t60999\n")
+    (tmp_path / "core" / "somaxconn").write_text("4096\n")
+    settings = kernel_settings(str(tmp_path))
+    assert (settings.syn_retries, settings.syn_linear_timeouts, settings.somaxconn,
+            settings.local_port_range) == (6, 4, 4096, (32768, 60999))
+    assert settings.syncookies is None, "a setting whose file is missing reads as None"
+
+
+@pytest.mark.skipif(not os.path.exists("/proc/sys/net/ipv4/tcp_syn_retries"),
+                    reason="this system publishes no TCP sysctls under /proc/sys")
+def test_kernel_settings_are_this_hosts():
+    with open("/proc/sys/net/ipv4/tcp_syn_retries", encoding="ascii") as file:
+        assert kernel_settings().syn_retries == int(file.read())
+
+
+def test_missing_kernel_settings_are_said_plainly():
     missing = kernel_settings("/nonexistent")
     assert missing == KernelSettings(None, None, None, None, None, None, None)
     assert "does not publish" in describe_syn_retries(missing)

@@ -1,10 +1,10 @@
 # Shared by the tools/*.sh scripts; `source` it after cd-ing to the repository root.
-# Defines the unprivileged user and the nbval flags, and functions to find Python 3.12, to run a
-# command as that user in a work directory ($WORK) and to copy the repository there.
+# Defines the unprivileged user and the nbval flags (notebooks/nbval.args), and functions to
+# find Python 3.12, to make a work directory ($WORK) with a venv in it, to run a command there
+# as that user, and to copy the repository there.
 
 UNPRIVILEGED_UID=65534
-NBVAL_FLAGS=(--nbval --nbval-current-env --nbval-cell-timeout=60
-    --nbval-sanitize-with notebooks/sanitize.cfg -p no:cacheprovider)
+NBVAL_FLAGS=(@notebooks/nbval.args)  # strict nbval's flags, in one file for every runner
 
 # Prints the real Python 3.12 binary (not a pyenv shim, which another user may not be able to
 # run); returns 1 if there is none.
@@ -50,6 +50,25 @@ let_user_run() {
         echo "uid $UNPRIVILEGED_UID cannot run $python; install Python where every user can" >&2
         exit 1
     }
+}
+
+# Makes $WORK, a temp dir (removed on exit) that the unprivileged user can enter, with home/,
+# tmp/ and repo/ in it. $1 names it.
+make_work_dir() {
+    WORK=$(mktemp -d -t "handshake-lab-$1.XXXXXX")
+    trap 'rm -rf "$WORK"' EXIT
+    chmod 755 "$WORK"
+    mkdir "$WORK/home" "$WORK/tmp" "$WORK/repo"
+}
+
+# Builds $WORK/venv with the interpreter $1 and installs the requirements file $2 (a path in
+# the repository copy) into it: as root, so pip's cache is used; the user may read, not change.
+build_venv() {
+    local python=$1 requirements=$2 started=$SECONDS
+    echo "--- building a venv with $python and $requirements"
+    "$python" -m venv "$WORK/venv"
+    "$WORK/venv/bin/python" -m pip install --quiet -r "$WORK/repo/$requirements"
+    echo "venv ready in $((SECONDS - started)) s"
 }
 
 # Copies the repository (without .venv, .git and test artifacts) into $WORK/repo.

@@ -21,19 +21,10 @@ PY312=$(find_python312) || {
 }
 echo "Python 3.12: $PY312"
 
-WORK=$(mktemp -d -t handshake-lab-binder312.XXXXXX)
-trap 'rm -rf "$WORK"' EXIT
-chmod 755 "$WORK"
-mkdir "$WORK/home" "$WORK/tmp" "$WORK/repo"
-
+make_work_dir binder312
 let_user_run "$PY312"
 copy_repository
-
-echo "--- Python 3.12 venv with binder/requirements.txt"
-started=$SECONDS
-"$PY312" -m venv "$WORK/venv"
-"$WORK/venv/bin/python" -m pip install --quiet -r "$WORK/repo/binder/requirements.txt"
-echo "installed in $((SECONDS - started)) s"
+build_venv "$PY312" binder/requirements.txt
 if [ "$(id -u)" -eq 0 ]; then
     chown -R "$UNPRIVILEGED_UID:$UNPRIVILEGED_UID" "$WORK/venv" "$WORK/home" "$WORK/tmp" "$WORK/repo"
 fi

@@ -46,23 +46,11 @@ fi
 # unprivileged user must be able to run: the venv links to it.
 PY3=$(python3 -c 'import os, sys; print(os.path.realpath(sys.executable))')
 
-WORK=$(mktemp -d -t handshake-lab-unprivileged.XXXXXX)
-cleanup() {
-    rm -rf "$WORK"
-}
-trap cleanup EXIT
-chmod 755 "$WORK"
-mkdir "$WORK/home" "$WORK/tmp" "$WORK/repo"
-
+make_work_dir unprivileged
 let_user_run "$PY3"
 copy_repository
-
-echo "--- building a venv with $PY3 and requirements.txt"
-started=$SECONDS
-"$PY3" -m venv "$WORK/venv"
-"$WORK/venv/bin/python" -m pip install --quiet -r "$WORK/repo/requirements.txt"
+build_venv "$PY3" requirements.txt
 "$WORK/venv/bin/python" -m pip install --quiet --no-deps --editable "$WORK/repo"
-echo "venv ready in $((SECONDS - started)) s"
 chown -R "$UNPRIVILEGED_UID:$UNPRIVILEGED_UID" "$WORK/home" "$WORK/tmp" "$WORK/repo"
 
 cd "$WORK/repo"

@@ -77,8 +77,10 @@ def saved_notebooks_dir(artifacts_dir) -> Path:
 
 
 @pytest.fixture
-def sanitize_file(notebooks_dir) -> Path:
-    path = notebooks_dir / "sanitize.cfg"
-    if not path.is_file():
-        pytest.fail(f"{path.name} is missing from notebooks/: strict nbval needs it", pytrace=False)
-    return path
+def nbval_args(notebooks_dir) -> Path:
+    """notebooks/nbval.args: strict nbval's flags, the ones `make test-notebooks` uses."""
+    for path in (notebooks_dir / "nbval.args", notebooks_dir / "sanitize.cfg"):
+        if not path.is_file():
+            pytest.fail(f"{path.name} is missing from notebooks/: strict nbval needs it",
+                        pytrace=False)
+    return notebooks_dir / "nbval.args"

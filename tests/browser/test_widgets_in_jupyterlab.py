@@ -62,8 +62,6 @@ RENDERED_AFTER_RUN_ALL = {
 }
 
 #: The strict nbval flags `make test-notebooks` uses (the sanitize file is added per run).
-NBVAL_FLAGS = ["--nbval", "--nbval-current-env", "--nbval-cell-timeout=60"]
-
 #: One strict nbval run over a saved notebook.
 NBVAL_TIMEOUT = 600.0
 
@@ -132,24 +130,22 @@ def _assert_rows_valid(snapshot: dict, after: str) -> None:
         )
 
 
-def run_strict_nbval(notebook: Path, sanitize_file: Path) -> subprocess.CompletedProcess[str]:
-    """Strict nbval (the flags `make test-notebooks` uses) on one notebook, in its folder."""
+def run_strict_nbval(notebook: Path, nbval_args: Path) -> subprocess.CompletedProcess[str]:
+    """Strict nbval with the flags `make test-notebooks` uses (``@notebooks/nbval.args``, whose
+    paths are relative to the repository) on one notebook saved elsewhere."""
     command = [
         sys.executable,
         "-m",
         "pytest",
-        *NBVAL_FLAGS,
-        f"--nbval-sanitize-with={sanitize_file}",
-        "-p",
-        "no:cacheprovider",
+        f"@{nbval_args}",
         "-q",
         "--rootdir",
         str(notebook.parent),
-        notebook.name,
+        str(notebook),
     ]
     return subprocess.run(
         command,
-        cwd=notebook.parent,
+        cwd=nbval_args.parent.parent,
         stdin=subprocess.DEVNULL,
         capture_output=True,
         text=True,
@@ -157,9 +153,9 @@ def run_strict_nbval(notebook: Path, sanitize_file: Path) -> subprocess.Complete
     )
 
 
-def _assert_saved_notebook_passes_nbval(lab_page, saved_notebooks_dir, sanitize_file) -> None:
+def _assert_saved_notebook_passes_nbval(lab_page, saved_notebooks_dir, nbval_args) -> None:
     saved = lab_page.save_and_copy(saved_notebooks_dir)
-    result = run_strict_nbval(saved, sanitize_file)
+    result = run_strict_nbval(saved, nbval_args)
     assert result.returncode == 0, (
         f"{saved.name} as saved by JupyterLab fails strict nbval:\n"
         + result.stdout[-6000:]
@@ -167,7 +163,7 @@ def _assert_saved_notebook_passes_nbval(lab_page, saved_notebooks_dir, sanitize_
     )
 
 
-def test_stepper_walks_the_basic_scenario(lab_page, saved_notebooks_dir, sanitize_file):
+def test_stepper_walks_the_basic_scenario(lab_page, saved_notebooks_dir, nbval_args):
     lab_page.open_notebook(STEPPER_NOTEBOOK)
     lab_page.run_all_cells()
     lab_page.wait_for_js(
@@ -237,12 +233,12 @@ def test_stepper_walks_the_basic_scenario(lab_page, saved_notebooks_dir, sanitiz
     missing = [label for label in EXPECTED_AFTER_CALL if label not in clicked]
     assert not missing, f"the basic scenario never offered {missing}; it offered {clicked}"
     lab_page.assert_no_errors()
-    _assert_saved_notebook_passes_nbval(lab_page, saved_notebooks_dir, sanitize_file)
+    _assert_saved_notebook_passes_nbval(lab_page, saved_notebooks_dir, nbval_args)
 
 
 @pytest.mark.parametrize("notebook", list(RENDERED_AFTER_RUN_ALL))
 def test_notebook_widgets_and_figures_render(
-    notebook, lab_page, saved_notebooks_dir, sanitize_file
+    notebook, lab_page, saved_notebooks_dir, nbval_args
 ):
     expected = RENDERED_AFTER_RUN_ALL[notebook]
     lab_page.open_notebook(notebook)
@@ -258,4 +254,4 @@ def test_notebook_widgets_and_figures_render(
     )
     lab_page.screenshot("run-all")
     lab_page.assert_no_errors()
-    _assert_saved_notebook_passes_nbval(lab_page, saved_notebooks_dir, sanitize_file)
+    _assert_saved_notebook_passes_nbval(lab_page, saved_notebooks_dir, nbval_args)
