@@ -1,7 +1,7 @@
-"""What this machine can show: one line per capability, and what the learner sees instead.
+"""The doctor: what this machine can show, one line per capability, and what is shown instead.
 
 Each check is a real attempt (open the file, call getsockopt, bind ::1), never a guess
-from the platform's name. Used by `python -m handshake_lab doctor` and notebook 00.
+from the platform's name. `python -m handshake_lab doctor` prints it; the course opens with it.
 """
 
 from __future__ import annotations
