@@ -1,15 +1,16 @@
-"""Notebook 05's exercise checker, on the shipped recording and on a real capture."""
+"""The packets exercise's checker, on the capture shipped with the lab and on a real capture."""
 
 from __future__ import annotations
 
 import pytest
 
-from handshake_lab.capture.tiers import capture_handshake, load_recording
+from handshake_lab.capture.shipped import load_shipped_capture
+from handshake_lab.capture.tiers import capture_handshake
 from handshake_lab.exercises.n05_packets import check
 
 pytestmark = pytest.mark.kernel
 
-RECORDING = load_recording()
+SHIPPED = load_shipped_capture()
 
 
 def solution(syn_seq, syn_ack_seq):
@@ -27,15 +28,15 @@ def fix_lines(feedback) -> list[str]:
     return [text for ok, text in feedback.lines if not ok]
 
 
-def test_a_correct_prediction_passes_on_the_recording_and_on_a_real_capture():
-    for capture in (RECORDING, capture_handshake()):
+def test_a_correct_prediction_passes_on_the_shipped_capture_and_on_a_real_capture():
+    for capture in (SHIPPED, capture_handshake()):
         feedback = check(solution, capture)
         assert feedback.passed, str(feedback)
         assert len(feedback.lines) == 3
 
 
 def test_the_starter_code_is_told_to_replace_the_dots():
-    feedback = check(starter, RECORDING)
+    feedback = check(starter, SHIPPED)
     assert fix_lines(feedback) == ["the SYN+ACK's ack is still ...: replace it with an expression"]
     assert str(feedback).startswith("Predicting the acks: not yet")
 
@@ -47,13 +48,13 @@ def test_the_starter_code_is_told_to_replace_the_dots():
     (lambda j, k: (j + 1 + 2**32, k + 1), "keep the result below 2**32"),
 ])
 def test_wrong_predictions_get_a_specific_hint(prediction, hint):
-    feedback = check(prediction, RECORDING)
+    feedback = check(prediction, SHIPPED)
     assert not feedback.passed
     assert hint in fix_lines(feedback)[0]
 
 
 def test_forgetting_the_wrap_around_is_caught():
-    feedback = check(lambda j, k: (j + 1, k + 1), RECORDING)
+    feedback = check(lambda j, k: (j + 1, k + 1), SHIPPED)
     assert fix_lines(feedback) == [
         "for seq = 2**32 - 1 you predicted (4294967296, 4294967296), but sequence numbers are "
         "32 bits: the next one is 0; use (seq + 1) % 2**32"]
@@ -65,9 +66,9 @@ def test_forgetting_the_wrap_around_is_caught():
     (lambda j: (j, j), "predict_acks raised TypeError"),
 ])
 def test_a_broken_function_is_explained(prediction, problem):
-    (line,) = fix_lines(check(prediction, RECORDING))
+    (line,) = fix_lines(check(prediction, SHIPPED))
     assert problem in line
 
 
 def test_something_not_callable_is_refused():
-    assert fix_lines(check(42, RECORDING)) == ["pass your function itself: check(predict_acks)"]
+    assert fix_lines(check(42, SHIPPED)) == ["pass your function itself: check(predict_acks)"]

@@ -1,11 +1,14 @@
 """The child process of the namespace tier: capture a handshake in a private network namespace.
 
-Run as ``python -m handshake_lab.capture.namespace_child [--probe] [--slow-motion]``; it prints one
-line of JSON on stdout and the parent (``capture.py``) decodes it. It must be a fresh process:
-unshare(CLONE_NEWUSER | CLONE_NEWNET) fails with EINVAL in a multi-threaded one (a Jupyter kernel).
-Inside, this process is root of its own user namespace, so it may bring its private loopback up,
-open a packet socket on it and put a token-bucket (tbf) qdisc on it for slow motion, all without
-touching the machine's real network and without any binary (ioctl and netlink by hand).
+Run as ``python -m handshake_lab.capture.namespace_child [--probe] [--slow-motion]``; it prints
+one line of JSON on stdout: {"ok": true} for a probe, {"ok": true, "capture": Capture.to_json()}
+after the experiment (the parent words the explanation: it knows why this tier was chosen), or
+{"ok": false, "stage": "namespace" or "experiment", "errno": ..., "error": ...}. It must be a
+fresh process: unshare(CLONE_NEWUSER | CLONE_NEWNET) fails with EINVAL in a multi-threaded one
+(a Jupyter kernel). Inside, this process is root of its own user namespace, so it may bring its
+private loopback up, open a packet socket on it and put a token-bucket (tbf) qdisc on it for
+slow motion, all without touching the machine's real network and without any binary (ioctl and
+netlink by hand). It imports the experiment, never the tier policy that starts it.
 """
 
 from __future__ import annotations
@@ -139,21 +142,19 @@ def main(argv: list[str]) -> int:
         _report(ok=True)
         return 0
     # Imported here so that a probe stays cheap.
-    from .tiers import run_experiment
+    from .evidence import Capture, Tier
+    from .experiment import run_experiment
 
     try:
-        frames, states = run_experiment(slow_down=slow_link if slow_motion else None)
+        result = run_experiment(slow_down=slow_link if slow_motion else None)
     except Exception as error:  # handed to the parent, which says what failed
         _report(
             ok=False, stage="experiment", errno=getattr(error, "errno", None), error=repr(error)
         )
         return 1
-    _report(
-        ok=True,
-        kernel=os.uname().release,
-        frames=[[time, frame.hex()] for time, frame in frames],
-        states=[[time, side, state.name] for time, side, state in states],
-    )
+    capture = Capture(result.segments, Tier.NAMESPACE, explanation="", states=result.states,
+                      slow_motion=slow_motion)
+    _report(ok=True, capture=capture.to_json())
     return 0
 
 

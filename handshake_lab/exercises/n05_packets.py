@@ -1,4 +1,4 @@
-"""Notebook 05's exercise: predict the handshake's ack numbers.
+"""The packets exercise: predict the handshake's ack numbers.
 
 ``check(predict_acks)`` calls the learner's function with the seq numbers of a real capture and
 compares its answer with the acks the kernels really sent; then it tries the top of the sequence

@@ -1,0 +1,133 @@
+"""Sniff the loopback interface: every frame to or from one TCP port, while a block runs.
+
+A packet socket needs CAP_NET_RAW in its network namespace: root on the machine, or root of
+a private namespace (the namespace tier). Rules: the reading thread runs on a
+``net.background.Background`` (it sleeps in a selector beside the wake socket, leaving the
+block stops and joins it, and its error is raised again there); loopback shows each packet
+twice, leaving and arriving, so the leaving copy (PACKET_OUTGOING) is dropped; only frames
+to or from the given port are kept.
+"""
+
+from __future__ import annotations
+
+import selectors
+import socket
+import struct
+import threading
+import time
+from collections.abc import Callable
+from contextlib import AbstractContextManager
+
+from ..model.packets import DecodeError, Segment, decode_frame
+from ..net.background import Background
+from ..timeouts import CAPTURE_TIMEOUT
+
+__all__ = ["LoopbackSniffer", "open_packet_socket"]
+
+ETH_P_ALL = 0x0003  # linux/if_ether.h: every protocol
+PACKET_OUTGOING = 4  # linux/if_packet.h: a frame this host sent
+SO_TIMESTAMPNS = getattr(socket, "SO_TIMESTAMPNS", 35)
+# A burst of frames must not overflow the socket while the thread waits for the GIL.
+RECEIVE_BUFFER_BYTES = 4 * 1024 * 1024
+MAX_FRAME_BYTES = 65536
+
+
+def open_packet_socket() -> socket.socket:
+    """A raw packet socket that sees every frame (PermissionError without CAP_NET_RAW)."""
+    return socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(ETH_P_ALL))
+
+
+class LoopbackSniffer(AbstractContextManager):
+    """A thread that keeps every frame on 'lo' to or from one TCP port, while the block runs.
+
+    ``frames`` holds (kernel timestamp, frame); ``segments`` the same decoded. Entering raises
+    PermissionError without CAP_NET_RAW. Leaving the block stops and joins the thread, closes
+    its socket and raises again (in a RuntimeError) any error the thread met.
+    """
+
+    def __init__(self, port: int, interface: str = "lo") -> None:
+        self.port = port
+        self.interface = interface
+        self.frames: list[tuple[float, bytes]] = []
+        self.segments: list[Segment] = []
+        self._changed = threading.Condition()
+        self._background: Background | None = None
+        self._packets: socket.socket | None = None
+
+    def __enter__(self) -> LoopbackSniffer:
+        if self._background is not None:
+            raise RuntimeError("this sniffer has already run: make a new LoopbackSniffer()")
+        packets = open_packet_socket()
+        background = Background("loopback sniffer")
+        try:
+            packets.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, RECEIVE_BUFFER_BYTES)
+            packets.setsockopt(socket.SOL_SOCKET, SO_TIMESTAMPNS, 1)
+            packets.bind((self.interface, 0))
+            packets.setblocking(False)
+            background.start(self._run, packets, background, name="loopback-sniffer")
+        except BaseException:
+            background.close(raise_errors=False)
+            packets.close()
+            raise
+        self._packets, self._background = packets, background
+        return self
+
+    def __exit__(self, kind, error, traceback) -> None:
+        if self._background is None or self._packets is None:
+            return
+        try:
+            self._background.close(raise_errors=error is None)
+        finally:
+            self._packets.close()
+
+    def wait_for(self, predicate: Callable[[list[Segment]], bool], timeout: float) -> bool:
+        """Wait until ``predicate(segments so far)`` holds; False after ``timeout`` seconds."""
+        with self._changed:
+            return self._changed.wait_for(lambda: predicate(self.segments), timeout)
+
+    def _run(self, packets: socket.socket, background: Background) -> None:
+        wake, stopping = background.wake_socket, background.stopping
+        with selectors.DefaultSelector() as selector:
+            selector.register(packets, selectors.EVENT_READ)
+            selector.register(wake, selectors.EVENT_READ)
+            while not stopping.is_set():
+                # The timeout only bounds the wait; an idle sniffer keeps listening.
+                ready = {key.fileobj for key, _ in selector.select(CAPTURE_TIMEOUT)}
+                if wake in ready:
+                    break
+                if packets in ready:
+                    self._read_waiting(packets)
+        self._read_waiting(packets)  # what arrived before the stop was asked for
+
+    def _read_waiting(self, packets: socket.socket) -> None:
+        """Read every frame the socket holds now; keep the lab's."""
+        kept: list[tuple[float, bytes, Segment]] = []
+        while True:
+            try:
+                frame, ancillary, _, address = packets.recvmsg(
+                    MAX_FRAME_BYTES, socket.CMSG_SPACE(16))
+            except BlockingIOError:
+                break
+            if address[2] == PACKET_OUTGOING:
+                continue
+            timestamp = _kernel_timestamp(ancillary)
+            try:
+                segment = decode_frame(frame, timestamp)
+            except DecodeError:
+                continue  # not TCP over IP: not ours
+            if self.port in (segment.src_port, segment.dst_port):
+                kept.append((timestamp, frame, segment))
+        if kept:
+            with self._changed:
+                self.frames += [(timestamp, frame) for timestamp, frame, _ in kept]
+                self.segments += [segment for _, _, segment in kept]
+                self._changed.notify_all()
+
+
+def _kernel_timestamp(ancillary: list[tuple[int, int, bytes]]) -> float:
+    """The epoch time the kernel stamped on a frame (SO_TIMESTAMPNS); now if it did not."""
+    for level, kind, data in ancillary:
+        if level == socket.SOL_SOCKET and kind == SO_TIMESTAMPNS and len(data) >= 16:
+            seconds, nanoseconds = struct.unpack_from("qq", data)
+            return seconds + nanoseconds / 1e9
+    return time.time()
