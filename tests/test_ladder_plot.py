@@ -8,7 +8,7 @@ import sys
 import pytest
 from matplotlib.figure import Figure
 
-from handshake_lab.capture.tiers import load_recording
+from handshake_lab.capture.shipped import load_shipped_capture
 from handshake_lab.model.tcp_model import Connection
 from handshake_lab.show.ladder_plot import plot_ladder
 from handshake_lab.timeouts import SHORT_TIMEOUT
@@ -62,7 +62,7 @@ def test_states_from_the_model_are_italic():
 
 
 def test_measured_states_are_upright():
-    recording = load_recording(slow_motion=True)
+    recording = load_shipped_capture(slow_motion=True)
     artists = plot_ladder(recording.segments, ax=Figure().add_subplot(), states=recording.states)
     assert len(artists.arrows) == len(recording.segments)
     first_rows = [(label.get_text(), label.get_style()) for label in artists.state_labels[:4]]

@@ -14,6 +14,7 @@ from handshake_lab.model.packets import (
     decode_frame,
     decode_options,
     encode_frame,
+    first_syn,
     flags_to_bits,
     initial_sequence_numbers,
     relative_seq_ack,
@@ -147,3 +148,15 @@ def test_relative_numbers_count_from_each_isn():
     stranger = Segment(3, ("127.0.0.1", 1), server, "ACK", 5, 5)
     with pytest.raises(ValueError, match="ISN is unknown"):
         relative_seq_ack(stranger, isns)
+
+
+def test_first_syn_is_the_first_bare_syn_not_a_syn_ack():
+    client, server = ("127.0.0.1", 40000), ("127.0.0.1", 8000)
+    stray_ack = Segment(0, server, client, "ACK", 9, 9)
+    syn_ack = Segment(1, server, client, "SYN+ACK", 77, 5)
+    syn = Segment(2, client, server, "SYN", 4, 0)
+    retry = Segment(3, client, server, "SYN", 4, 0)
+    assert first_syn([stray_ack, syn_ack, syn, retry]) is syn
+    assert first_syn(iter([retry, syn])) is retry
+    assert first_syn([stray_ack, syn_ack]) is None
+    assert first_syn([]) is None

@@ -6,11 +6,12 @@ import dataclasses
 
 import pytest
 
-from handshake_lab.capture.tiers import load_recording, state_at
+from handshake_lab.capture.evidence import state_at
+from handshake_lab.capture.shipped import load_shipped_capture
 from handshake_lab.model.sequence_numbers import ack_relations, handshake_of, sequence_table
 from handshake_lab.model.states import TcpState
 
-RECORDING = load_recording()
+RECORDING = load_shipped_capture()
 
 
 def test_handshake_of_picks_the_three_segments():
@@ -45,7 +46,7 @@ def test_ack_relations_notice_a_wrong_ack():
 
 
 def test_state_at_reads_the_slow_motion_samples():
-    slow = load_recording(slow_motion=True)
+    slow = load_shipped_capture(slow_motion=True)
     syn, syn_ack, ack = handshake_of(slow.segments)
     assert state_at(slow.states, "client", syn_ack.time) is TcpState.SYN_SENT
     assert state_at(slow.states, "server", ack.time) is TcpState.SYN_RECEIVED

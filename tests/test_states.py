@@ -30,6 +30,23 @@ def test_every_state_has_its_code_and_both_names(code, rfc_name, linux_name):
     assert str(state) == rfc_name
 
 
+@pytest.mark.parametrize(("state", "shown"), [
+    (TcpState.SYN_RECEIVED, "SYN-RECEIVED (Linux: SYN_RECV)"),
+    (TcpState.CLOSE_WAIT, "CLOSE-WAIT (Linux: CLOSE_WAIT)"),
+    (TcpState.CLOSED, "CLOSED (Linux: CLOSE)"),
+    (TcpState.LISTEN, "LISTEN"),
+    (TcpState.ESTABLISHED, "ESTABLISHED"),
+])
+def test_display_name_adds_linux_name_only_where_it_is_spelt_differently(state, shown):
+    assert state.display_name == shown
+
+
+def test_display_name_always_starts_with_the_rfc_name():
+    for state in TcpState:
+        assert state.display_name.startswith(state.rfc_name)
+        assert state.linux_name in state.display_name
+
+
 def test_the_table_covers_every_state():
     assert len(TABLE) == len(TcpState)
 

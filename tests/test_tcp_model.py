@@ -7,21 +7,22 @@ import itertools
 import pytest
 
 from handshake_lab.model.packets import Segment
+from handshake_lab.model.replay import check_handshake, states_after_each
 from handshake_lab.model.states import TcpState
 from handshake_lab.model.tcp_model import (
+    DEFER_ACCEPT_RULES,
+    FULL_ACCEPT_QUEUE_RULES,
     TRANSITIONS,
     Connection,
     Endpoint,
-    Event,
     IllegalTransition,
-    check_handshake,
+    TcpEvent,
     expected_close,
     expected_handshake,
     narrate,
-    states_after_each,
 )
 
-S, E = TcpState, Event
+S, E = TcpState, TcpEvent
 HERE, PEER = ("127.0.0.1", 1111), ("127.0.0.1", 2222)
 OUR_SND_NXT = 1000
 
@@ -32,7 +33,7 @@ def make_endpoint(state: TcpState) -> Endpoint:
     return endpoint
 
 
-def arriving(event: Event) -> Segment:
+def arriving(event: TcpEvent) -> Segment:
     """A segment that the endpoint above classifies as ``event``."""
     flags, ack, payload = {
         E.SYN: ("SYN", 0, 0),
@@ -46,7 +47,7 @@ def arriving(event: Event) -> Segment:
     return Segment(0.0, PEER, HERE, flags, 5000, ack, payload_len=payload)
 
 
-def happen(endpoint: Endpoint, event: Event):
+def happen(endpoint: Endpoint, event: TcpEvent):
     if event.is_arrival:
         segment = arriving(event)
         assert endpoint.classify(segment) is event
@@ -99,7 +100,7 @@ def test_every_legal_transition_follows_its_row(state, event):
     assert transition.description == rule.does
 
 
-ILLEGAL = [pair for pair in itertools.product(TcpState, Event) if pair not in TRANSITIONS]
+ILLEGAL = [pair for pair in itertools.product(TcpState, TcpEvent) if pair not in TRANSITIONS]
 
 
 @pytest.mark.parametrize(("state", "event"), ILLEGAL)
@@ -194,6 +195,35 @@ def test_defer_accept_keeps_the_server_in_syn_received_until_data():
     connection.send("client", 4)
     assert connection.server.state is S.ESTABLISHED
     assert connection.server.rcv_nxt == 2 + 4
+
+
+def test_overlays_replace_rows_for_one_call_and_the_last_one_wins():
+    endpoint = make_endpoint(S.LISTEN)
+    syn = arriving(E.SYN)
+    assert endpoint.rule_for(E.SYN) is TRANSITIONS[S.LISTEN, E.SYN]
+    assert endpoint.rule_for(E.SYN, (FULL_ACCEPT_QUEUE_RULES,)) is FULL_ACCEPT_QUEUE_RULES[
+        S.LISTEN, E.SYN
+    ]
+    # An overlay that has no row for this pair leaves the RFC's row in force.
+    assert endpoint.rule_for(E.SYN, (DEFER_ACCEPT_RULES,)) is TRANSITIONS[S.LISTEN, E.SYN]
+    later = {(S.LISTEN, E.SYN): TRANSITIONS[S.LISTEN, E.SYN]}
+    assert endpoint.rule_for(E.SYN, (FULL_ACCEPT_QUEUE_RULES, later)) is later[S.LISTEN, E.SYN]
+    dropped = endpoint.receive(syn, (FULL_ACCEPT_QUEUE_RULES,))
+    assert (dropped.to_state, dropped.sent, endpoint.rcv_nxt) == (S.LISTEN, None, 5000)
+    answered = endpoint.receive(syn)  # the overlay was for that call only
+    assert (answered.to_state, answered.sent.flags) == (S.SYN_RECEIVED, "SYN+ACK")
+
+
+def test_an_overlay_row_for_a_pair_the_rfc_lacks_is_legal_and_listed():
+    endpoint = make_endpoint(S.TIME_WAIT)
+    with pytest.raises(IllegalTransition, match="TIME-WAIT \\(Linux: TIME_WAIT\\)") as raised:
+        endpoint.apply(E.SEND)
+    assert "send()" not in str(raised.value).split("possible here:")[1]
+    linger = {(S.TIME_WAIT, E.SEND): TRANSITIONS[S.TIME_WAIT, E.ABORT]}
+    with pytest.raises(IllegalTransition) as raised:
+        endpoint.apply(E.CLOSE, overlays=(linger,))
+    assert "send()" in str(raised.value).split("possible here:")[1]
+    assert endpoint.apply(E.SEND, overlays=(linger,)).to_state is S.CLOSED
 
 
 def test_simultaneous_close_passes_through_closing():

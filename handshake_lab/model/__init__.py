@@ -1,5 +1,10 @@
 """The pure core: TCP states, addresses, segments, pcap files, the TCP model and its replay.
 
+``states`` names the states; ``packets`` decodes frames into ``Segment``s; ``pcap`` reads and
+writes capture files; ``tcp_model`` is the transition table, the two ends and a ``Connection``;
+``replay`` holds captured segments up against the model; ``sequence_numbers`` picks out and
+shows the handshake's seq and ack.
+
 Layer rule: no sockets, threads or clock here, and no import from any other layer of the
 package; everything else builds on it.
 """

@@ -11,7 +11,10 @@ from __future__ import annotations
 
 import ipaddress
 import struct
+from collections.abc import Iterable
 from dataclasses import dataclass
+
+from .addresses import Address
 
 ETHERTYPE_IPV4 = 0x0800
 ETHERTYPE_IPV6 = 0x86DD
@@ -38,9 +41,6 @@ _OPTION_KINDS = {name: kind for kind, name in _OPTION_NAMES.items()}
 
 class DecodeError(ValueError):
     """A frame is truncated or is not Ethernet/IP/TCP; the message says which part is wrong."""
-
-
-Address = tuple[str, int]
 
 
 @dataclass(frozen=True)
@@ -304,6 +304,14 @@ def internet_checksum(data: bytes) -> int:
     while total >> 16:
         total = (total & 0xFFFF) + (total >> 16)
     return ~total & 0xFFFF
+
+
+def first_syn(segments: Iterable[Segment]) -> Segment | None:
+    """The first segment with SYN alone (a connect()), which tells client from server; None if none.
+
+    A SYN+ACK does not count: it is the server's answer, and the SYN it answers comes first.
+    """
+    return next((segment for segment in segments if segment.flags == "SYN"), None)
 
 
 def initial_sequence_numbers(segments: list[Segment]) -> dict[Address, int]:

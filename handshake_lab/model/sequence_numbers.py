@@ -9,7 +9,7 @@ Pure functions of ``Segment``s: no sockets, no clock. Sequence arithmetic is mod
 
 from __future__ import annotations
 
-from .packets import Segment, initial_sequence_numbers, relative_seq_ack
+from .packets import Segment, first_syn, initial_sequence_numbers, relative_seq_ack
 from .tcp_model import SEQUENCE_SPACE
 
 __all__ = ["ack_relations", "handshake_of", "sequence_table"]
@@ -17,7 +17,7 @@ __all__ = ["ack_relations", "handshake_of", "sequence_table"]
 
 def handshake_of(segments: list[Segment]) -> tuple[Segment, Segment, Segment]:
     """The first SYN, the SYN+ACK that answers it and the client's ACK that completes it."""
-    syn = next((s for s in segments if s.flags == "SYN"), None)
+    syn = first_syn(segments)
     if syn is None:
         raise ValueError("no SYN in these segments: capture from before connect()")
     later = segments[segments.index(syn) + 1 :]

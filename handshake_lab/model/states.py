@@ -40,6 +40,17 @@ class TcpState(enum.Enum):
         """The name Linux tools (ss, /proc, netstat) print, e.g. ``SYN_RECV``."""
         return _LINUX_NAMES[self]
 
+    @property
+    def display_name(self) -> str:
+        """RFC 9293's name, then Linux's where it is spelt differently.
+
+        ``SYN-RECEIVED (Linux: SYN_RECV)``, ``CLOSE-WAIT (Linux: CLOSE_WAIT)``, ``LISTEN``: the
+        one form every explanation, legend and table uses, so a learner can match either name.
+        """
+        if self.rfc_name == self.linux_name:
+            return self.rfc_name
+        return f"{self.rfc_name} (Linux: {self.linux_name})"
+
     @classmethod
     def from_code(cls, code: int) -> TcpState:
         """The state for a Linux code; a ValueError names codes that are not TCP states."""

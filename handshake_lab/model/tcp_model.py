@@ -1,10 +1,13 @@
 """A sans-IO model of both ends of a TCP connection (RFC 9293): handshake, data and close.
 
 The transition table ``TRANSITIONS`` is the single source of truth, in the style of h11's
-``_state.py``: each (state, event) pair maps to the next state, the segment the kernel sends
-(flags, or None) and a short phrase saying what the kernel does. The expected ladder
-(``expected_handshake``, ``expected_close``), the check of a real capture (``check_handshake``)
-and the stepper's sentences (``narrate``) are all derived from it.
+``_state.py``: each (state, ``TcpEvent``) pair maps to the next state, the segment the kernel
+sends (flags, or None) and a short phrase saying what the kernel does. Linux's departures from
+the RFC are overlays: small tables (``DEFER_ACCEPT_RULES``, ``FULL_ACCEPT_QUEUE_RULES``) whose
+rows replace the RFC's, passed as ``overlays`` to every call that looks a row up. The expected
+ladders (``expected_handshake``, ``expected_close``) and the plain-English account of what the
+kernels did (``narrate``, built from the rows' phrases) are derived from the table here; replaying
+a real capture through it lives in ``replay``.
 
 Rules: no sockets, threads or clock; sequence numbers are arithmetic mod 2**32; an event the
 table does not allow raises ``IllegalTransition`` and leaves the end unchanged.
@@ -18,11 +21,12 @@ from __future__ import annotations
 
 import enum
 from collections import deque
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import NamedTuple
 
-from .packets import Address, Segment
+from .addresses import Address
+from .packets import Segment
 from .states import TcpState
 
 SEQUENCE_SPACE = 2**32
@@ -32,7 +36,7 @@ CLIENT_ADDRESS: Address = ("127.0.0.1", 49152)
 SERVER_ADDRESS: Address = ("127.0.0.1", 8000)
 
 
-class Event(enum.Enum):
+class TcpEvent(enum.Enum):
     """What can happen to one end: a call by its application, a timer, or a segment arriving.
 
     FIN_ACK is a FIN whose acknowledgement covers everything this end has sent (its own FIN
@@ -59,9 +63,15 @@ class Event(enum.Enum):
         return self in _ARRIVALS
 
 
-_ARRIVALS = frozenset(
-    {Event.SYN, Event.SYN_ACK, Event.ACK, Event.DATA, Event.FIN, Event.FIN_ACK, Event.RST}
-)
+_ARRIVALS = frozenset({
+    TcpEvent.SYN,
+    TcpEvent.SYN_ACK,
+    TcpEvent.ACK,
+    TcpEvent.DATA,
+    TcpEvent.FIN,
+    TcpEvent.FIN_ACK,
+    TcpEvent.RST,
+})
 
 
 class Rule(NamedTuple):
@@ -72,7 +82,7 @@ class Rule(NamedTuple):
     does: str
 
 
-S, E = TcpState, Event
+S, E = TcpState, TcpEvent
 _RESET = "resets the connection with RST instead of a FIN, so no TIME-WAIT follows"
 _FORGET = "forgets the connection without sending anything"
 _DROP_ON_RST = "drops the connection on the RST; the next recv() or send() fails with ECONNRESET"
@@ -84,7 +94,7 @@ _LAST_ACK = (
 _PEER_FIN = "acknowledges the peer's FIN; recv() returns b'' once the data before it is read"
 
 #: RFC 9293's state machine for handshake, data and close: (state, event) -> Rule.
-TRANSITIONS: Mapping[tuple[TcpState, Event], Rule] = {
+TRANSITIONS: Mapping[tuple[TcpState, TcpEvent], Rule] = {
     (S.CLOSED, E.PASSIVE_OPEN): Rule(
         S.LISTEN, None, "starts listening: from now on it answers SYNs for this port by itself"
     ),
@@ -190,8 +200,11 @@ TRANSITIONS: Mapping[tuple[TcpState, Event], Rule] = {
     (S.TIME_WAIT, E.RST): Rule(S.CLOSED, None, "drops the TIME-WAIT entry on the RST"),
 }
 
+#: A set of rows that replace the table's when passed in ``overlays``.
+RuleOverlay = Mapping[tuple[TcpState, TcpEvent], Rule]
+
 #: Linux's TCP_DEFER_ACCEPT on the listener replaces one row of the table.
-DEFER_ACCEPT_RULES: Mapping[tuple[TcpState, Event], Rule] = {
+DEFER_ACCEPT_RULES: RuleOverlay = {
     (S.SYN_RECEIVED, E.ACK): Rule(
         S.SYN_RECEIVED,
         None,
@@ -201,7 +214,7 @@ DEFER_ACCEPT_RULES: Mapping[tuple[TcpState, Event], Rule] = {
 }
 
 #: What Linux does with a SYN when the listener's accept queue is full (one SYN only).
-FULL_ACCEPT_QUEUE_RULES: Mapping[tuple[TcpState, Event], Rule] = {
+FULL_ACCEPT_QUEUE_RULES: RuleOverlay = {
     (S.LISTEN, E.SYN): Rule(
         S.LISTEN,
         None,
@@ -223,16 +236,42 @@ class Transition:
 
     end: str
     from_state: TcpState
-    event: Event
+    event: TcpEvent
     to_state: TcpState
     sent: Segment | None
     description: str
     received: Segment | None = None
 
     @property
+    def clause(self) -> str:
+        """'the server's kernel answers the SYN ... (LISTEN → SYN-RECEIVED)', for joining."""
+        clause = f"the {self.end}'s kernel {self.description}"
+        if self.from_state is not self.to_state:
+            clause += f" ({self.from_state.rfc_name} → {self.to_state.rfc_name})"
+        return clause
+
+    @property
     def sentence(self) -> str:
         """'The server's kernel answers the SYN ... (LISTEN → SYN-RECEIVED).'"""
-        return _clause(self)[0].upper() + _clause(self)[1:] + "."
+        return _capitalised(self.clause) + "."
+
+
+def _capitalised(text: str) -> str:
+    return text[0].upper() + text[1:]
+
+
+def narrate(transitions: list[Transition]) -> str:
+    """One or two plain sentences telling what the kernels did, built from the table's phrases."""
+    clauses = [transition.clause for transition in transitions]
+    if not clauses:
+        return "Nothing happens on the wire."
+    first = _capitalised(clauses[0]) + "."
+    rest = clauses[1:]
+    if not rest:
+        return first
+    if len(rest) == 1:
+        return f"{first} Then {rest[0]}."
+    return f"{first} Then {', '.join(rest[:-1])}, and {rest[-1]}."
 
 
 def _add(number: int, amount: int) -> int:
@@ -245,6 +284,8 @@ class Endpoint:
 
     ``snd_nxt`` is the next sequence number this end will send (its ISN until the SYN is out);
     ``rcv_nxt`` is the next one it expects from the peer (None until the peer's SYN arrives).
+    Every call that looks a row up takes ``overlays``: tables whose rows replace the RFC's,
+    the last one winning (e.g. ``(DEFER_ACCEPT_RULES,)`` for a listener with TCP_DEFER_ACCEPT).
     """
 
     name: str
@@ -252,9 +293,6 @@ class Endpoint:
     address: Address
     peer: Address
     state: TcpState = TcpState.CLOSED
-    rules: Mapping[tuple[TcpState, Event], Rule] = field(
-        default_factory=lambda: TRANSITIONS, repr=False
-    )
     snd_nxt: int = field(init=False)
     rcv_nxt: int | None = None
 
@@ -262,56 +300,66 @@ class Endpoint:
         self.isn %= SEQUENCE_SPACE
         self.snd_nxt = self.isn
 
-    def rule_for(self, event: Event, extra_rules: Mapping | None = None) -> Rule:
-        """The table row for ``event`` now; IllegalTransition names the state and the event."""
+    def rule_for(self, event: TcpEvent, overlays: Sequence[RuleOverlay] = ()) -> Rule:
+        """The row for ``event`` now; IllegalTransition names the state and the event."""
         key = (self.state, event)
-        if extra_rules and key in extra_rules:
-            return extra_rules[key]
-        if key in self.rules:
-            return self.rules[key]
-        allowed = sorted(event.value for state, event in self.rules if state == self.state)
-        state = self.state.rfc_name
-        if self.state.linux_name != state.replace("-", "_"):
-            state += f" (Linux: {self.state.linux_name})"
+        for overlay in reversed(overlays):
+            if key in overlay:
+                return overlay[key]
+        if key in TRANSITIONS:
+            return TRANSITIONS[key]
+        allowed = sorted({
+            possible.value
+            for table in (TRANSITIONS, *overlays)
+            for state, possible in table
+            if state is self.state
+        })
         raise IllegalTransition(
-            f"the {self.name} is in {state}, where "
+            f"the {self.name} is in {self.state.display_name}, where "
             f"{event.name} ({event.value}) cannot happen; possible here: {', '.join(allowed)}"
         )
 
-    def apply(self, event: Event, *, payload_len: int = 0, time: float = 0.0) -> Transition:
+    def apply(
+        self,
+        event: TcpEvent,
+        *,
+        payload_len: int = 0,
+        time: float = 0.0,
+        overlays: Sequence[RuleOverlay] = (),
+    ) -> Transition:
         """An application call or timer (not an arriving segment: use ``receive``)."""
         if event.is_arrival:
             raise ValueError(f"{event.name} is a segment arriving; call receive(segment) instead")
-        rule = self.rule_for(event)
-        return self._take(rule, event, time, payload_len if event is Event.SEND else 0, None)
+        rule = self.rule_for(event, overlays)
+        return self._take(rule, event, time, payload_len if event is TcpEvent.SEND else 0, None)
 
-    def classify(self, segment: Segment) -> Event:
+    def classify(self, segment: Segment) -> TcpEvent:
         """Which arrival event a segment is for this end."""
         if segment.has("RST"):
-            return Event.RST
+            return TcpEvent.RST
         if segment.has("SYN"):
-            return Event.SYN_ACK if segment.has("ACK") else Event.SYN
+            return TcpEvent.SYN_ACK if segment.has("ACK") else TcpEvent.SYN
         if segment.has("FIN"):
             acks_everything = segment.has("ACK") and segment.ack == self.snd_nxt
-            return Event.FIN_ACK if acks_everything else Event.FIN
+            return TcpEvent.FIN_ACK if acks_everything else TcpEvent.FIN
         if segment.payload_len:
-            return Event.DATA
+            return TcpEvent.DATA
         if segment.has("ACK"):
-            return Event.ACK
+            return TcpEvent.ACK
         raise ValueError(f"a segment with flags {segment.flags!r} means nothing to TCP")
 
-    def receive(self, segment: Segment, extra_rules: Mapping | None = None) -> Transition:
-        """A segment arrives; ``extra_rules`` (e.g. FULL_ACCEPT_QUEUE_RULES) override rows."""
+    def receive(self, segment: Segment, overlays: Sequence[RuleOverlay] = ()) -> Transition:
+        """A segment arrives and the end follows its row (or the last overlay's)."""
         event = self.classify(segment)
-        rule = self.rule_for(event, extra_rules)
+        rule = self.rule_for(event, overlays)
         ignored = rule.send is None and rule.next_state is self.state
-        if not ignored and event is not Event.RST:
+        if not ignored and event is not TcpEvent.RST:
             consumed = segment.payload_len + segment.has("SYN") + segment.has("FIN")
             self.rcv_nxt = _add(segment.seq, consumed)
         return self._take(rule, event, segment.time, 0, segment)
 
     def _take(
-        self, rule: Rule, event: Event, time: float, payload_len: int, received: Segment | None
+        self, rule: Rule, event: TcpEvent, time: float, payload_len: int, received: Segment | None
     ) -> Transition:
         from_state = self.state
         sent = self._segment(rule.send, payload_len, time) if rule.send else None
@@ -342,8 +390,10 @@ class Connection:
 
     Each call applies one application event and then delivers segments until the network is
     quiet, returning every Transition in order. ``drop_next_syn`` makes the server drop the next
-    SYN (Linux with a full accept queue); ``defer_accept`` is Linux's TCP_DEFER_ACCEPT. ``wire``
-    holds every segment sent; ``ladder`` every delivered segment with the states after it.
+    SYN (Linux with a full accept queue: FULL_ACCEPT_QUEUE_RULES for that one SYN);
+    ``defer_accept`` is Linux's TCP_DEFER_ACCEPT (DEFER_ACCEPT_RULES for the server, always).
+    ``overlays`` holds each end's standing overlays; ``wire`` every segment sent; ``ladder``
+    every delivered segment with the states after it.
     """
 
     def __init__(
@@ -356,11 +406,12 @@ class Connection:
         drop_next_syn: bool = False,
         defer_accept: bool = False,
     ) -> None:
-        server_rules = {**TRANSITIONS, **DEFER_ACCEPT_RULES} if defer_accept else TRANSITIONS
         self.client = Endpoint("client", client_isn, client_address, server_address)
-        self.server = Endpoint(
-            "server", server_isn, server_address, client_address, rules=server_rules
-        )
+        self.server = Endpoint("server", server_isn, server_address, client_address)
+        self.overlays: dict[str, tuple[RuleOverlay, ...]] = {
+            "client": (),
+            "server": (DEFER_ACCEPT_RULES,) if defer_accept else (),
+        }
         self.drop_next_syn = drop_next_syn
         self.in_flight: deque[Segment] = deque()
         self.wire: list[Segment] = []
@@ -372,9 +423,11 @@ class Connection:
         return self.client if name == "client" else self.server
 
     def apply(
-        self, end: str, event: Event, *, payload_len: int = 0, deliver: bool = True
+        self, end: str, event: TcpEvent, *, payload_len: int = 0, deliver: bool = True
     ) -> list[Transition]:
-        transition = self.end(end).apply(event, payload_len=payload_len, time=len(self.wire))
+        transition = self.end(end).apply(
+            event, payload_len=payload_len, time=len(self.wire), overlays=self.overlays[end]
+        )
         transitions = [transition]
         self._put_on_wire(transition)
         if deliver:
@@ -382,22 +435,22 @@ class Connection:
         return transitions
 
     def listen(self) -> list[Transition]:
-        return self.apply("server", Event.PASSIVE_OPEN)
+        return self.apply("server", TcpEvent.PASSIVE_OPEN)
 
     def connect(self) -> list[Transition]:
-        return self.apply("client", Event.ACTIVE_OPEN)
+        return self.apply("client", TcpEvent.ACTIVE_OPEN)
 
     def send(self, end: str, payload_len: int) -> list[Transition]:
-        return self.apply(end, Event.SEND, payload_len=payload_len)
+        return self.apply(end, TcpEvent.SEND, payload_len=payload_len)
 
     def close(self, end: str) -> list[Transition]:
-        return self.apply(end, Event.CLOSE)
+        return self.apply(end, TcpEvent.CLOSE)
 
     def abort(self, end: str) -> list[Transition]:
-        return self.apply(end, Event.ABORT)
+        return self.apply(end, TcpEvent.ABORT)
 
     def timeout(self, end: str) -> list[Transition]:
-        return self.apply(end, Event.TIMEOUT)
+        return self.apply(end, TcpEvent.TIMEOUT)
 
     def deliver(self) -> list[Transition]:
         """Deliver segments in order until none is in flight."""
@@ -405,10 +458,10 @@ class Connection:
         while self.in_flight:
             segment = self.in_flight.popleft()
             receiver = self.server if segment.dst == self.server.address else self.client
-            extra = None
+            overlays = self.overlays[receiver.name]
             if receiver is self.server and self.drop_next_syn and segment.flags == "SYN":
-                extra, self.drop_next_syn = FULL_ACCEPT_QUEUE_RULES, False
-            transition = receiver.receive(segment, extra)
+                overlays, self.drop_next_syn = (*overlays, FULL_ACCEPT_QUEUE_RULES), False
+            transition = receiver.receive(segment, overlays)
             self.ladder.append(LadderStep(segment, self.client.state, self.server.state))
             transitions.append(transition)
             self._put_on_wire(transition)
@@ -438,130 +491,3 @@ def expected_close(client_isn: int, server_isn: int) -> list[LadderStep]:
     connection.close("server")
     return connection.ladder[handshake_len:]
 
-
-def _clause(transition: Transition) -> str:
-    clause = f"the {transition.end}'s kernel {transition.description}"
-    if transition.from_state is not transition.to_state:
-        clause += f" ({transition.from_state.rfc_name} → {transition.to_state.rfc_name})"
-    return clause
-
-
-def narrate(transitions: list[Transition]) -> str:
-    """One or two plain sentences telling what the kernels did, built from the table's phrases."""
-    clauses = [_clause(transition) for transition in transitions]
-    if not clauses:
-        return "Nothing happens on the wire."
-    first = clauses[0][0].upper() + clauses[0][1:] + "."
-    rest = clauses[1:]
-    if not rest:
-        return first
-    if len(rest) == 1:
-        return f"{first} Then {rest[0]}."
-    return f"{first} Then {', '.join(rest[:-1])}, and {rest[-1]}."
-
-
-def _describe(segment: Segment) -> str:
-    text = f"{segment.flags} seq={segment.seq}"
-    return text + (f" ack={segment.ack}" if segment.has("ACK") else "")
-
-
-def check_handshake(segments: list[Segment]) -> list[str]:
-    """Compare a capture's first handshake to the model; return the problems (empty if none)."""
-    syn = next((s for s in segments if s.flags == "SYN"), None)
-    if syn is None:
-        return ["no SYN was captured: start the capture before connect()"]
-    client, server = syn.src, syn.dst
-    conversation = [s for s in segments if {s.src, s.dst} == {client, server}]
-    captured = conversation[conversation.index(syn) :]
-    syn_ack = next((s for s in captured if s.src == server and s.has("SYN")), None)
-    if syn_ack is None:
-        return ["the server never answered the SYN with a SYN+ACK: is it listening?"]
-    problems = []
-    sides = {CLIENT_ADDRESS: "client", SERVER_ADDRESS: "server"}
-    addresses = {"client": client, "server": server}
-    for number, step in enumerate(expected_handshake(syn.seq, syn_ack.seq), start=1):
-        expected = step.segment
-        sender = sides[expected.src]
-        wanted = f"{_describe(expected)} from the {sender}"
-        if number > len(captured):
-            problems.append(f"segment {number} is missing: expected {wanted}")
-            continue
-        got = captured[number - 1]
-        got_sender = "client" if got.src == client else "server"
-        mismatch = (
-            got.src != addresses[sender]
-            or got.flags != expected.flags
-            or got.seq != expected.seq
-            or (expected.has("ACK") and got.ack != expected.ack)
-        )
-        if mismatch:
-            problems.append(
-                f"segment {number}: expected {wanted}, captured {_describe(got)} "
-                f"from the {got_sender}"
-            )
-    return problems
-
-
-def _app_event_for(segment: Segment, sender: Endpoint) -> Event | None:
-    """The application call (or timer) that made an end send a segment the model did not expect."""
-    if segment.has("RST"):
-        return Event.ABORT
-    if segment.has("SYN"):
-        return Event.TIMEOUT if sender.state is not TcpState.CLOSED else Event.ACTIVE_OPEN
-    if segment.has("FIN"):
-        return Event.CLOSE
-    if segment.payload_len:
-        return Event.SEND
-    return None  # a window update or a duplicate ACK: no state change
-
-
-def states_after_each(
-    segments: list[Segment],
-) -> list[tuple[TcpState | None, TcpState | None]]:
-    """Replay a capture through the model: (client state, server state) after each segment.
-
-    The first SYN decides who is the client. Segments of other connections keep the previous
-    states; once the capture does something the model cannot follow, the states are None.
-    """
-    syn = next((s for s in segments if s.flags == "SYN"), None)
-    if syn is None:
-        return [(None, None)] * len(segments)
-    syn_ack = next((s for s in segments if s.src == syn.dst and s.has("SYN")), None)
-    connection = Connection(
-        syn.seq,
-        syn_ack.seq if syn_ack else 0,
-        client_address=syn.src,
-        server_address=syn.dst,
-    )
-    connection.listen()
-    expected_flags: dict[str, deque[str]] = {"client": deque(), "server": deque()}
-    current: tuple[TcpState | None, TcpState | None] = (None, None)
-    lost = False
-    results = []
-    for segment in segments:
-        if lost or {segment.src, segment.dst} != {syn.src, syn.dst} or segment.time < syn.time:
-            results.append((None, None) if lost else current)
-            continue
-        sender_name = "client" if segment.src == syn.src else "server"
-        sender = connection.end(sender_name)
-        receiver = connection.end("server" if sender_name == "client" else "client")
-        pending = expected_flags[sender_name]
-        try:
-            if pending and pending[0] == segment.flags:
-                pending.popleft()
-            else:
-                event = _app_event_for(segment, sender)
-                if event is not None:
-                    # A FIN or data segment also carries any ACK the model was waiting for.
-                    pending.clear()
-                    sender.apply(event, payload_len=segment.payload_len)
-            transition = receiver.receive(segment)
-        except ValueError:  # IllegalTransition included
-            lost = True
-            results.append((None, None))
-            continue
-        if transition.sent is not None:
-            expected_flags[receiver.name].append(transition.sent.flags)
-        current = (connection.client.state, connection.server.state)
-        results.append(current)
-    return results

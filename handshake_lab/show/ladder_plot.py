@@ -12,9 +12,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from ..model.packets import Segment, initial_sequence_numbers, relative_seq_ack
+from ..model.packets import Segment, first_syn, initial_sequence_numbers, relative_seq_ack
+from ..model.replay import states_after_each
 from ..model.states import TcpState
-from ..model.tcp_model import states_after_each
 
 # Okabe-Ito colours, distinguishable with the common colour-vision deficiencies.
 CLIENT_TO_SERVER_COLOUR = "#0072B2"  # blue
@@ -89,7 +89,8 @@ def plot_ladder(
         from matplotlib.figure import Figure
 
         ax = Figure(figsize=(8, 1.2 + 0.75 * len(segments))).add_subplot()
-    syn = next((s for s in segments if s.flags == "SYN"), segments[0])
+    # Without a SYN (a capture started late) the first segment's sender is drawn on the left.
+    syn = first_syn(segments) or segments[0]
     client, server = syn.src, syn.dst
     x_of = {client: 0.0, server: 1.0}
     isns = initial_sequence_numbers(segments)
