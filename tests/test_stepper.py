@@ -8,7 +8,8 @@ import pytest
 from kernel_helpers import wait_for
 
 from handshake_lab.kernel.sysctls import kernel_settings
-from handshake_lab.stepper.engine import SCENARIOS, Stepper
+from handshake_lab.stepper.engine import Stepper
+from handshake_lab.stepper.scenarios import SCENARIOS
 from handshake_lab.timeouts import KERNEL_TIMER_TIMEOUT
 
 pytestmark = pytest.mark.kernel
@@ -153,6 +154,53 @@ def test_accept_before_connect_blocks_until_a_client_connects():
         done = stepper.wait(KERNEL_TIMER_TIMEOUT)
         assert not done.pending
         assert {v.lane: v.accepted for v in done.sockets}["server 1"]
+
+
+def test_a_blocked_call_finishing_is_reported_but_never_replaces_the_step_just_taken():
+    changes = []
+    with Stepper("basic", in_order=False, on_change=changes.append) as stepper:
+        stepper.step("server.listen()")
+        assert stepper.step("server.accept()").pending == ("server.accept()",)
+        connected = stepper.step("client.connect()")  # wakes the blocked accept()
+        assert connected.step == "client.connect()", "a step's snapshot is that step's"
+        stepper.wait(KERNEL_TIMER_TIMEOUT)
+        assert [(c.step, c.pending) for c in changes] == [("server.accept()", ())]
+        assert changes[0].result.startswith("a new socket (server 1)")
+
+
+def test_after_cancel_a_later_blocked_call_still_waits_and_finishes():
+    with Stepper("basic", in_order=False) as stepper:
+        for label in ("server.listen()", "client.connect()", "client.recv()"):
+            stepper.step(label)
+        assert stepper.cancel().result == "cancelled"
+        stepper.step("server.accept()")
+        assert stepper.step("conn.recv()").pending == ("conn.recv()",)
+        stepper.step("client.send(b'hello')")
+        received = stepper.wait(KERNEL_TIMER_TIMEOUT)
+        assert received.step == "conn.recv()" and received.result == "b'hello'"
+
+
+def test_an_error_in_on_change_is_handed_back_not_lost():
+    def broken(snapshot):
+        raise ValueError("the widget could not draw")
+
+    stepper = Stepper("basic", in_order=False, on_change=broken)
+    stepper.step("server.listen()")
+    stepper.step("server.accept()")
+    stepper.step("client.connect()")
+    with pytest.raises(RuntimeError, match="stepper thread failed") as raised:
+        stepper.wait(KERNEL_TIMER_TIMEOUT)
+    assert isinstance(raised.value.__cause__, ValueError)
+    with pytest.raises(RuntimeError, match="stepper thread failed"):
+        stepper.close()  # everything is closed all the same (the leak check says so)
+
+
+def test_every_call_is_drawn_on_its_sockets_lane():
+    with Stepper("full-queue") as stepper:
+        for _ in range(3):
+            stepper.step()
+        lanes = stepper.recording.lanes()
+    assert {"listener", "client", "client 2"} <= set(lanes) and "client2" not in lanes
 
 
 def test_a_blocked_call_can_be_cancelled_and_the_stepper_reset():

@@ -8,26 +8,27 @@ from __future__ import annotations
 
 from ..kernel.sysctls import kernel_settings
 from ..model.states import TcpState
-from ..stepper.engine import SCENARIOS, Stepper
-from ..timeouts import KERNEL_TIMER_TIMEOUT, SHORT_TIMEOUT
+from ..stepper.engine import Snapshot, Stepper
+from ..stepper.scenarios import SCENARIOS
+from ..timeouts import KERNEL_TIMER_TIMEOUT, SHORT_TIMEOUT, poll_until
 from .feedback import Feedback
 
+#: States the kernel passes through within moments on loopback (an ACK or SYN+ACK is due).
+_PASSING = (TcpState.FIN_WAIT_1, TcpState.LAST_ACK, TcpState.SYN_SENT)
 
-def _settled_snapshot(stepper: Stepper, predicted: dict[str, TcpState | None]):
+
+def _settled_snapshot(stepper: Stepper, predicted: dict[str, TcpState | None]) -> Snapshot:
     """Give states the kernel is still moving through (FIN-WAIT-1 to FIN-WAIT-2) a moment."""
-    import time
+    seen: list[Snapshot] = []  # the last snapshot is the answer, settled or not
 
-    deadline = time.monotonic() + SHORT_TIMEOUT
-    snapshot = stepper.snapshot()
-    while time.monotonic() < deadline:
-        if all(snapshot.state_of(lane) is state for lane, state in predicted.items()):
-            break
-        if not any(view.state in (TcpState.FIN_WAIT_1, TcpState.LAST_ACK, TcpState.SYN_SENT)
-                   for view in snapshot.sockets):
-            break
-        time.sleep(0.005)
-        snapshot = stepper.snapshot()
-    return snapshot
+    def settled() -> bool:
+        seen.append(stepper.snapshot())
+        snapshot = seen[-1]
+        return (all(snapshot.state_of(lane) is state for lane, state in predicted.items())
+                or not any(view.state in _PASSING for view in snapshot.sockets))
+
+    poll_until(settled, timeout=SHORT_TIMEOUT, interval=0.005)
+    return seen[-1]
 
 
 def check(predicted: dict, *, scenario: str = "client-closes-first",

@@ -1,34 +1,49 @@
 """The stepper: one real socket call per step, on loopback, with the kernel's view after each.
 
 Client and server live in this one process. Each step performs exactly one socket call
-(listen, connect, accept, send, recv or close) and returns a Snapshot: every lab socket
-with its kernel state, the listener's accept queue, what the call returned, and a sentence
-or two on what the kernels did on the wire, told from the TCP model's transitions
-(tcp_model.narrate), never from a canned string per step.
+(listen, connect, accept, send, recv or close; see `calls`) and returns a Snapshot: every
+lab socket with its kernel state, the listener's accept queue, what the call returned, and
+a sentence or two on what the kernels did on the wire.
 
-Rules: a call that may block (connect to a full queue, accept with nothing queued, recv
-with nothing to read) runs in a worker thread, so a notebook never freezes; it can be
-cancelled, and every wait is bounded. The stepper is a context manager; close() (and
-reset()) cancel what is pending, close every socket and join every thread. No UI here:
-stepper_widget.py draws it.
+Rules:
+
+- A run of a scenario is a generation: its Recorder, sniffer, sockets and workers are
+  entered in one ExitStack. reset() starts a new generation and closes the old one; close()
+  closes the last. A worker whose generation was replaced touches nothing when it wakes.
+- A call that may block (connect to a full queue, accept with nothing queued, recv with
+  nothing to read) waits STEP_GRACE in the caller's thread, then in a worker of the
+  generation's `Background`, in a selector on its socket and the Background's wake_socket,
+  never longer than STEP_BLOCK_TIMEOUT, so a notebook never freezes. cancel() stops that
+  Background (the next blocked call gets a fresh one); a worker's error is raised again by
+  wait(), cancel(), reset() or close().
+- One lock orders steps, workers' endings and snapshots. A step's snapshot is taken under
+  the lock that performed the step, so a blocked call finishing meanwhile cannot replace it.
+
+No UI here: show/stepper_widget.py draws it.
 """
 
 from __future__ import annotations
 
 import contextlib
 import dataclasses
-import errno
 import selectors
 import socket
 import threading
 from collections.abc import Callable
+from typing import TYPE_CHECKING, NamedTuple
 
-from ..kernel.tcp_info import AcceptQueue, accept_queue
-from ..model import tcp_model
+from ..kernel.tcp_info import AcceptQueue
+from ..model.addresses import Address
+from ..model.packets import Segment
 from ..model.states import TcpState
+from ..net.background import Background
 from ..record.events import LaneState, Recording
 from ..record.recorder import Recorder
-from ..timeouts import THREAD_JOIN_TIMEOUT
+from .calls import Blocked, Outcome, ScenarioSockets
+from .scenarios import Scenario, Step, scenario_named
+
+if TYPE_CHECKING:
+    from ..capture.sniffer import LoopbackSniffer
 
 #: How long a blocked step may wait before it gives up (a dropped SYN is retried by the
 #: kernel for about two minutes; a learner may take a while to click accept()).
@@ -37,35 +52,6 @@ STEP_BLOCK_TIMEOUT = 180.0
 STEP_GRACE = 0.02
 #: How long a snapshot waits for the capture thread to read a step's first packet.
 PACKET_GRACE = 0.005
-
-HOST = "127.0.0.1"
-GREETING = b"hello"
-
-
-@dataclasses.dataclass(frozen=True)
-class Step:
-    """One socket call: `label` is what the learner reads, e.g. ``client.connect()``."""
-
-    label: str
-    call: str  # listen, connect, accept, send, recv, close
-    target: str  # the socket it acts on: 'server', 'client', 'client2', 'conn', 'conn2'
-    data: bytes = b""
-
-    @property
-    def actor(self) -> str:
-        return "client" if self.target.startswith("client") else "server"
-
-
-@dataclasses.dataclass(frozen=True)
-class Scenario:
-    """A named sequence of steps and the listener's settings."""
-
-    key: str
-    title: str
-    summary: str
-    steps: tuple[Step, ...]
-    backlog: int = 128
-    defer_accept: int | None = None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -82,7 +68,7 @@ class Snapshot:
     next_steps: tuple[str, ...]
     finished: bool
     #: The segments captured on the wire since the step began (live capture only, else ()).
-    packets: tuple = ()
+    packets: tuple[Segment, ...] = ()
 
     def state_of(self, lane: str) -> TcpState | None:
         """The kernel state of one lane ('listener', 'client', 'server 1', ...)."""
@@ -97,96 +83,28 @@ class Snapshot:
         return "\n".join(lines + [self.explanation])
 
 
-def _steps(*specs: tuple) -> tuple[Step, ...]:
-    return tuple(Step(*spec) for spec in specs)
+class _Waiting(NamedTuple):
+    """A blocked call and the worker thread waiting for it."""
+
+    blocked: Blocked
+    thread: threading.Thread
 
 
-_OPEN = (("server.listen()", "listen", "server"), ("client.connect()", "connect", "client"),
-         ("server.accept()", "accept", "server"))
-_HELLO = GREETING.decode()
+@dataclasses.dataclass(eq=False)
+class _Generation:
+    """One run of a scenario: everything reset() replaces, closed by one ExitStack."""
 
-SCENARIOS: dict[str, Scenario] = {scenario.key: scenario for scenario in (
-    Scenario(
-        "basic", "The handshake and an echo",
-        "listen, connect, accept, one echo, then both sides close.",
-        _steps(*_OPEN,
-               (f"client.send(b'{_HELLO}')", "send", "client", GREETING),
-               ("conn.recv()", "recv", "conn"),
-               (f"conn.send(b'{_HELLO}')", "send", "conn", GREETING),
-               ("client.recv()", "recv", "client"),
-               ("client.close()", "close", "client"),
-               ("conn.close()", "close", "conn"),
-               ("server.close()", "close", "server")),
-    ),
-    Scenario(
-        "full-queue", "A full accept queue",
-        "listen(0) holds one finished connection; the next client's SYN is dropped and it "
-        "waits in SYN-SENT until the server accepts.",
-        _steps(("server.listen(0)", "listen", "server"),
-               ("client.connect()", "connect", "client"),
-               ("client2.connect()", "connect", "client2"),
-               ("server.accept()", "accept", "server"),
-               ("server.accept() again", "accept", "server"),
-               ("client.close()", "close", "client"),
-               ("client2.close()", "close", "client2"),
-               ("conn.close()", "close", "conn"),
-               ("conn2.close()", "close", "conn2"),
-               ("server.close()", "close", "server")),
-        backlog=0,
-    ),
-    Scenario(
-        "defer-accept", "TCP_DEFER_ACCEPT",
-        "the kernel keeps the server's side in SYN-RECEIVED, and accept() waits, until the "
-        "client sends data.",
-        _steps(*_OPEN,
-               (f"client.send(b'{_HELLO}')", "send", "client", GREETING),
-               ("conn.recv()", "recv", "conn"),
-               ("client.close()", "close", "client"),
-               ("conn.close()", "close", "conn"),
-               ("server.close()", "close", "server")),
-        defer_accept=5,
-    ),
-    Scenario(
-        "client-closes-first", "The client closes first",
-        "the client ends in FIN-WAIT-2 then TIME-WAIT; the server in CLOSE-WAIT then LAST-ACK.",
-        _steps(*_OPEN,
-               ("client.close()", "close", "client"),
-               ("conn.recv()", "recv", "conn"),
-               ("conn.close()", "close", "conn"),
-               ("server.close()", "close", "server")),
-    ),
-    Scenario(
-        "server-closes-first", "The server closes first",
-        "now the server's side waits in TIME-WAIT and the client in CLOSE-WAIT.",
-        _steps(*_OPEN,
-               ("conn.close()", "close", "conn"),
-               ("client.recv()", "recv", "client"),
-               ("client.close()", "close", "client"),
-               ("server.close()", "close", "server")),
-    ),
-)}
-
-
-class _Pending:
-    """A call waiting in a worker thread for its socket to become ready."""
-
-    def __init__(self, step: Step, sock: socket.socket, events: int,
-                 finish: Callable[[], str], transitions: list | None = None,
-                 retry_model: tcp_model.Connection | None = None) -> None:
-        self.step, self.sock, self.events, self.finish = step, sock, events, finish
-        self.transitions = transitions or []  # what the model says the call put on the wire
-        self.retry_model = retry_model  # set when the first SYN was dropped
-        self.waker = socket.socketpair()
-        self.done = threading.Event()
-        self.thread: threading.Thread | None = None
-
-    def cancel(self) -> None:
-        with contextlib.suppress(OSError):  # already closed: nothing left to wake
-            self.waker[1].send(b"x")
-
-    def close(self) -> None:
-        for end in self.waker:
-            end.close()
+    scenario: Scenario
+    stack: contextlib.ExitStack
+    recorder: Recorder
+    calls: ScenarioSockets
+    sniffer: LoopbackSniffer | None
+    packets_note: str
+    workers: Background
+    last: Outcome
+    pending: dict[str, _Waiting] = dataclasses.field(default_factory=dict)
+    taken: list[str] = dataclasses.field(default_factory=list)
+    packets_from: int = 0  # how many segments the sniffer held when the last step began
 
 
 class Stepper:
@@ -200,57 +118,38 @@ class Stepper:
     def __init__(self, scenario: str = "basic", *, in_order: bool = True,
                  on_change: Callable[[Snapshot], None] | None = None,
                  capture_packets: bool = True) -> None:
-        if scenario not in SCENARIOS:
-            raise ValueError(f"unknown scenario {scenario!r}; choose one of "
-                             f"{', '.join(SCENARIOS)}")
-        self.scenario = SCENARIOS[scenario]
+        chosen = scenario_named(scenario)
         self.in_order = in_order
         self.on_change = on_change
         self.capture_packets = capture_packets
-        self.packets_note = ""
         self._lock = threading.RLock()
-        self._recorder: Recorder | None = None
-        self._sniffer = None
         self._closed = False
-        self._generation = 0
-        self._start()
+        self._run = self._open(chosen)
 
     # -- lifetime -----------------------------------------------------------------------
-    def _start(self) -> None:
-        self._generation += 1
-        self._sockets: dict[str, socket.socket] = {}
-        self._lanes: dict[str, str] = {}
-        self._models: dict[str, tcp_model.Connection] = {}
-        self._pending: dict[str, _Pending] = {}
-        self._taken: list[str] = []
-        self._accepted = 0
-        self._last = (None, "nothing done yet", f"Scenario: {self.scenario.summary}")
-        self._recorder = Recorder(follow_helpers=False).__enter__()
-        listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        if self.scenario.defer_accept is not None:
-            listener.setsockopt(socket.IPPROTO_TCP, socket.TCP_DEFER_ACCEPT,
-                                self.scenario.defer_accept)
-        listener.bind((HOST, 0))  # bound, not listening: a connect() now is refused
-        self._sockets["server"] = listener
-        self.address = listener.getsockname()[:2]
-        self._lanes["server"] = self._recorder.track(listener, "listener")
-        self._sniffer, self._packets_from, self._expected_packets = self._start_capture(), 0, 0
+    def _open(self, scenario: Scenario) -> _Generation:
+        """A new generation; exiting its stack stops the workers first, the recorder last."""
+        with contextlib.ExitStack() as stack:
+            recorder = stack.enter_context(Recorder(follow_helpers=False))
+            calls = stack.enter_context(ScenarioSockets(scenario, recorder))
+            sniffer, note = self._start_capture(stack, calls.address[1])
+            workers = stack.enter_context(Background("stepper"))
+            start = Outcome(None, "nothing done yet", f"Scenario: {scenario.summary}")
+            return _Generation(scenario, stack.pop_all(), recorder, calls, sniffer, note,
+                               workers, start)
 
-    def _start_capture(self):
+    def _start_capture(self, stack: contextlib.ExitStack,
+                       port: int) -> tuple[LoopbackSniffer | None, str]:
         """Capture the lab's packets where this process may (root or CAP_NET_RAW)."""
         if not self.capture_packets:
-            self.packets_note = "Packet capture is off for this stepper (capture_packets=False)."
-            return None
-        from ..capture.tiers import LoopbackSniffer
+            return None, "Packet capture is off for this stepper (capture_packets=False)."
+        from ..capture.sniffer import LoopbackSniffer
 
-        sniffer = LoopbackSniffer(self.address[1])
         try:
-            return sniffer.__enter__()
+            return stack.enter_context(LoopbackSniffer(port)), ""
         except OSError:  # PermissionError without CAP_NET_RAW; no packet sockets off Linux
-            self.packets_note = ("Packets are not shown here: live capture needs root or "
-                                 "CAP_NET_RAW. Notebook 05 shows real packets another way.")
-            return None
+            return None, ("Packets are not shown here: live capture needs root or "
+                          "CAP_NET_RAW. capture_handshake() shows real packets without them.")
 
     def close(self) -> None:
         """Cancel pending calls, close every socket, join every thread (idempotent)."""
@@ -258,37 +157,21 @@ class Stepper:
             if self._closed:
                 return
             self._closed = True
-        self._stop()
-
-    def _stop(self) -> None:
-        for pending in list(self._pending.values()):
-            pending.cancel()
-        stuck = []
-        for pending in list(self._pending.values()):
-            if pending.thread is not None:
-                pending.thread.join(THREAD_JOIN_TIMEOUT)
-                if pending.thread.is_alive():
-                    stuck.append(pending.step.label)
-            pending.close()
-        for sock in self._sockets.values():
-            sock.close()
-        if self._sniffer is not None:
-            self._sniffer.__exit__(None, None, None)
-        if self._recorder is not None:
-            self._recorder.stop()
-        if stuck:
-            raise RuntimeError(f"blocked calls did not stop: {stuck}")
+            run = self._run
+        run.stack.close()  # without the lock: blocked workers take it on their way out
 
     def reset(self, scenario: str | None = None) -> Snapshot:
         """Start again (optionally with another scenario) with fresh sockets."""
-        if scenario is not None and scenario not in SCENARIOS:
-            raise ValueError(f"unknown scenario {scenario!r}; choose one of {', '.join(SCENARIOS)}")
+        chosen = scenario_named(scenario) if scenario is not None else None
         self._require_open()
-        self._stop()  # without the lock: blocked workers take it on their way out
+        fresh = self._open(chosen or self.scenario)
         with self._lock:
-            if scenario is not None:
-                self.scenario = SCENARIOS[scenario]
-            self._start()
+            if self._closed:  # close() came in meanwhile: the fresh one goes too
+                old = fresh
+            else:
+                old, self._run = self._run, fresh
+        old.stack.close()  # its workers wake, find their generation replaced, and return
+        self._require_open()
         return self.snapshot()
 
     def __enter__(self) -> Stepper:
@@ -301,298 +184,165 @@ class Stepper:
         if self._closed:
             raise RuntimeError("this stepper is closed: make a new Stepper()")
 
-    # -- what can be done next ------------------------------------------------------------
+    # -- what the current generation holds ------------------------------------------------
+    @property
+    def scenario(self) -> Scenario:
+        return self._run.scenario
+
+    @property
+    def address(self) -> Address:
+        """Where the scenario's listener is bound (port 0 read back)."""
+        return self._run.calls.address
+
+    @property
+    def packets_note(self) -> str:
+        """Why no packets are shown, in one sentence ('' when they are captured)."""
+        return self._run.packets_note
+
     @property
     def recording(self) -> Recording:
-        return self._recorder.recording
+        return self._run.recorder.recording
 
     @property
     def steps(self) -> tuple[Step, ...]:
         return self.scenario.steps
 
+    # -- what can be done next ------------------------------------------------------------
     def available(self) -> list[Step]:
         """The steps the learner may take now."""
         with self._lock:
-            remaining = [s for s in self.scenario.steps if s.label not in self._taken]
-            if self.in_order:
-                remaining = remaining[:1]
-            return [step for step in remaining if self._possible(step)]
+            return self._available(self._run)
 
-    def _possible(self, step: Step) -> bool:
-        if step.target in self._pending or (step.call == "accept" and "server" in self._pending):
+    def _available(self, run: _Generation) -> list[Step]:
+        remaining = [s for s in run.scenario.steps if s.label not in run.taken]
+        if self.in_order:
+            remaining = remaining[:1]
+        return [step for step in remaining if self._possible(run, step)]
+
+    @staticmethod
+    def _possible(run: _Generation, step: Step) -> bool:
+        if step.target in run.pending or (step.call == "accept" and "server" in run.pending):
             return False
         if step.call in ("listen", "connect"):
             return True
         if step.call == "accept":
-            return self._is_listening()
-        return step.target in self._sockets and self._sockets[step.target].fileno() >= 0
-
-    def _is_listening(self) -> bool:
-        return any(s.call == "listen" for s in self.scenario.steps if s.label in self._taken)
+            return run.calls.listening
+        return run.calls.is_open(step.target)
 
     # -- taking a step ----------------------------------------------------------------------
     def step(self, label: str | None = None) -> Snapshot:
         """Perform the step called `label` (the next available one when None)."""
         with self._lock:
             self._require_open()
-            available = self.available()
+            run = self._run
+            available = self._available(run)
             if label is None:
                 if not available:
-                    raise RuntimeError(self._why_nothing_available())
+                    raise RuntimeError(self._why_nothing_available(run))
                 step = available[0]
             else:
                 step = next((s for s in available if s.label == label), None)
                 if step is None:
                     raise ValueError(f"{label!r} cannot be taken now; available: "
                                      f"{[s.label for s in available] or 'none'}")
-            self._taken.append(step.label)
-            if self._sniffer is not None:
-                self._packets_from = len(self._sniffer.segments)
-            self._perform(step)
-        return self.snapshot()
-
-    def _why_nothing_available(self) -> str:
-        if self._pending:
-            return (f"waiting for {', '.join(p.step.label for p in self._pending.values())}: "
-                    "wait() for it, or cancel()")
-        return "the scenario is finished: reset() to start again"
-
-    def _perform(self, step: Step) -> None:
-        recorder, lane = self._recorder, self._lane_for(step)
-        recorder.call(step.actor, lane, step.label)
-        try:
-            action = getattr(self, f"_do_{step.call}")
-            outcome = action(step)
-        except OSError as error:
-            recorder.failed(step.actor, self._lane_for(step), step.label, error)
-            self._finish(step, f"raised {type(error).__name__}: {error.strerror or error}", [])
-            return
-        if isinstance(outcome, _Pending):
-            self._wait_or_hand_over(outcome)
-        else:
-            result, transitions = outcome
-            recorder.returned(step.actor, self._lane_for(step), step.label, result)
-            self._finish(step, result, transitions)
-
-    def _lane_for(self, step: Step) -> str:
-        return self._lanes.get(step.target, step.target)
-
-    def _finish(self, step: Step, result: str, transitions: list) -> None:
-        self._expected_packets = sum(t.sent is not None for t in transitions)
-        if transitions:
-            explanation = tcp_model.narrate(transitions)
-        elif step.call in ("accept", "recv"):
-            # Not TCP events (see tcp_model): they only take what the kernel already holds.
-            explanation = (f"Nothing goes on the wire: {step.call}() only takes what the "
-                           "kernel already finished and holds for this socket.")
-        else:
-            explanation = f"{step.label} {result}."
-        self._last = (step.label, result, explanation)
-
-    # -- the calls ----------------------------------------------------------------------------
-    def _do_listen(self, step: Step):
-        self._sockets["server"].listen(self.scenario.backlog)
-        model = tcp_model.Connection()
-        return f"listening on port {self.address[1]}", model.listen()
-
-    def _do_connect(self, step: Step):
-        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        self._sockets[step.target] = sock
-        self._lanes[step.target] = self._recorder.track(sock, "client", remote=self.address)
-        sock.setblocking(False)
-        queue_full = self._queue_full()
-        model = tcp_model.Connection(drop_next_syn=queue_full,
-                                     defer_accept=self.scenario.defer_accept is not None)
-        if self._is_listening():
-            model.listen()
-        self._models[step.target] = model
-        code = sock.connect_ex(self.address)
-        self._recorder.client_port_known(sock, sock.getsockname())
-        transitions = self._model_apply(model.connect) if self._is_listening() else []
-        if code not in (0, errno.EINPROGRESS):  # the normal answer of a non-blocking connect
-            raise OSError(code, errno.errorcode.get(code, str(code)))
-
-        def finish() -> str:
-            error = sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
-            if error:
-                raise OSError(error, errno.errorcode.get(error, str(error)))
-            sock.setblocking(True)
-            return f"connected from port {sock.getsockname()[1]}"
-
-        return _Pending(step, sock, selectors.EVENT_WRITE, finish, transitions,
-                        model if queue_full else None)
-
-    def _queue_full(self) -> bool:
-        if not self._is_listening():
-            return False
-        queue = accept_queue(self._sockets["server"])
-        return queue.length > queue.maximum
-
-    def _do_accept(self, step: Step):
-        listener = self._sockets["server"]
-
-        def finish() -> str:
-            listener.setblocking(False)
-            conn, peer = listener.accept()
-            conn.setblocking(True)
-            self._accepted += 1
-            key = "conn" if self._accepted == 1 else f"conn{self._accepted}"
-            self._sockets[key] = conn
-            self._lanes[key] = self._recorder.track_accepted(conn, self.address, peer)
-            client = next((k for k, s in self._sockets.items() if k.startswith("client")
-                           and s.fileno() >= 0 and s.getsockname()[:2] == peer[:2]), None)
-            if client is not None:
-                self._models[key] = self._models.get(client)
-            return f"a new socket ({self._lanes[key]}) connected to port {peer[1]}"
-
-        return _Pending(step, listener, selectors.EVENT_READ, finish)
-
-    def _do_send(self, step: Step):
-        sock = self._sockets[step.target]
-        sent = sock.send(step.data)
-        end = "client" if step.actor == "client" else "server"
-        model = self._models.get(step.target)
-        transitions = self._model_apply(lambda: model.send(end, sent)) if model else []
-        return f"{sent} bytes handed to the kernel", transitions
-
-    def _do_recv(self, step: Step):
-        sock = self._sockets[step.target]
-
-        def finish() -> str:
-            data = sock.recv(1024)
-            return repr(data) + (" (the peer has closed)" if not data else "")
-
-        return _Pending(step, sock, selectors.EVENT_READ, finish)
-
-    def _do_close(self, step: Step):
-        sock = self._sockets[step.target]
-        sock.close()
-        if step.target == "server":
-            return "the listener is closed", self._model_apply(
-                lambda: _listening_model().close("server"))
-        end = "client" if step.actor == "client" else "server"
-        model = self._models.get(step.target)
-        transitions = self._model_apply(lambda: model.close(end)) if model else []
-        return "closed", transitions
+            run.taken.append(step.label)
+            if run.sniffer is not None:
+                run.packets_from = len(run.sniffer.segments)
+            made = run.calls.perform(step)
+            run.last = self._wait_or_hand_over(run, made) if isinstance(made, Blocked) else made
+            return self._snapshot(run)
 
     @staticmethod
-    def _model_apply(event: Callable[[], list]) -> list:
-        try:
-            return event()
-        except tcp_model.IllegalTransition:
-            return []  # the model has no rule for it; the kernel's states still tell
+    def _why_nothing_available(run: _Generation) -> str:
+        if run.pending:
+            labels = ", ".join(waiting.blocked.step.label for waiting in run.pending.values())
+            return f"waiting for {labels}: wait() for it, or cancel()"
+        return "the scenario is finished: reset() to start again"
 
     # -- blocking calls ---------------------------------------------------------------------
-    def _wait_or_hand_over(self, pending: _Pending) -> None:
+    def _wait_or_hand_over(self, run: _Generation, blocked: Blocked) -> Outcome:
+        """Wait STEP_GRACE here; then hand the wait to a worker (the caller holds the lock)."""
         with selectors.DefaultSelector() as selector:
-            selector.register(pending.sock, pending.events)
-            ready = selector.select(STEP_GRACE)
-        if ready:
-            self._complete(pending)
-            pending.close()
-            return
-        self._pending[pending.step.target] = pending
-        pending.thread = threading.Thread(target=self._worker, args=(pending,),
-                                          name=f"handshake-lab-step-{pending.step.target}",
-                                          daemon=True)
-        pending.thread.start()
-        self._last = (pending.step.label, "still blocked", self._blocked_sentence(pending))
+            selector.register(blocked.sock, blocked.events)
+            if selector.select(STEP_GRACE):
+                return run.calls.complete(blocked)
+        workers = run.workers
+        thread = workers.start(self._wait_in_worker, run, workers, workers.wake_socket,
+                               blocked, name=f"step-{blocked.step.target}")
+        run.pending[blocked.step.target] = _Waiting(blocked, thread)
+        return blocked.outcome()
 
-    def _complete(self, pending: _Pending) -> None:
-        step = pending.step
-        try:
-            result = pending.finish()
-        except OSError as error:
-            self._recorder.failed(step.actor, self._lane_for(step), step.label, error)
-            self._finish(step, f"raised {type(error).__name__}: {error.strerror or error}",
-                         pending.transitions)
-            return
-        self._recorder.returned(step.actor, self._lane_for(step), step.label, result)
-        transitions = pending.transitions
-        if pending.retry_model is not None:
-            # The first SYN was dropped; the kernel's retry timer sent it again.
-            transitions = transitions + self._model_apply(
-                lambda: pending.retry_model.timeout("client"))
-        self._finish(step, result, transitions)
-
-    def _worker(self, pending: _Pending) -> None:
-        generation = self._generation
+    def _wait_in_worker(self, run: _Generation, workers: Background, wake: socket.socket,
+                        blocked: Blocked) -> None:
         with selectors.DefaultSelector() as selector:
-            selector.register(pending.sock, pending.events)
-            selector.register(pending.waker[0], selectors.EVENT_READ)
-            ready = [key.fileobj for key, _ in selector.select(STEP_BLOCK_TIMEOUT)]
+            selector.register(blocked.sock, blocked.events)
+            selector.register(wake, selectors.EVENT_READ)
+            ready = selector.select(STEP_BLOCK_TIMEOUT)
         with self._lock:
-            if generation != self._generation:
-                pending.done.set()
-                return  # reset() replaced everything this call belonged to
-            self._pending.pop(pending.step.target, None)
-            if self._closed or pending.waker[0] in ready or not ready:
-                why = "cancelled" if ready else f"gave up after {STEP_BLOCK_TIMEOUT:g} s"
-                self._recorder.failed(pending.step.actor, self._lane_for(pending.step),
-                                      pending.step.label, TimeoutError(why))
-                self._last = (pending.step.label, why, "The call was abandoned.")
+            if run is not self._run:
+                return  # reset() replaced the generation this call belonged to
+            del run.pending[blocked.step.target]
+            if workers.stopping.is_set():  # cancel() or close()
+                run.last = run.calls.abandon(blocked, "cancelled")
+            elif not ready:
+                run.last = run.calls.abandon(blocked, f"gave up after {STEP_BLOCK_TIMEOUT:g} s")
             else:
-                self._complete(pending)
-            pending.done.set()
-        if self.on_change is not None and not self._closed:
-            self.on_change(self.snapshot())
-
-    def _blocked_sentence(self, pending: _Pending) -> str:
-        wire = tcp_model.narrate(pending.transitions) if pending.transitions else ""
-        reasons = {
-            "connect": "connect() is waiting for the handshake to finish",
-            "accept": "accept() is waiting: the accept queue holds no finished connection",
-            "recv": "recv() is waiting: nothing has arrived to read",
-        }
-        return " ".join(filter(None, [wire, reasons[pending.step.call] + "."]))
+                run.last = run.calls.complete(blocked)
+            changed = None if self.on_change is None or self._closed else self._snapshot(run)
+        if changed is not None:
+            self.on_change(changed)
 
     def wait(self, timeout: float = STEP_BLOCK_TIMEOUT) -> Snapshot:
         """Wait (bounded) until no call is blocked, then return the snapshot."""
-        for pending in list(self._pending.values()):
-            if not pending.done.wait(timeout):
-                raise TimeoutError(f"{pending.step.label} is still blocked after {timeout} s")
-            if pending.thread is not None:
-                pending.thread.join(THREAD_JOIN_TIMEOUT)
-            pending.close()
+        with self._lock:
+            run = self._run
+            waiting = list(run.pending.values())
+        # One deadline for them all; the workers take the lock on their way out.
+        stuck = set(run.workers.join([w.thread for w in waiting], timeout=timeout))
+        if stuck:
+            labels = [w.blocked.step.label for w in waiting if w.thread.name in stuck]
+            raise TimeoutError(f"{', '.join(labels)} is still blocked after {timeout} s")
+        run.workers.raise_errors()
         return self.snapshot()
 
     def cancel(self) -> Snapshot:
         """Abandon every blocked call."""
-        for pending in list(self._pending.values()):
-            pending.cancel()
-        return self.wait(THREAD_JOIN_TIMEOUT)
+        with self._lock:
+            run = self._run
+            workers = run.workers
+            if not run.pending:
+                return self._snapshot(run)
+            workers.stop()
+            if not self._closed:  # the next blocked call of this generation gets fresh workers
+                run.workers = run.stack.enter_context(Background("stepper"))
+        workers.close()  # joins within THREAD_JOIN_TIMEOUT and raises what a worker raised
+        return self.snapshot()
 
     # -- what the kernel says -----------------------------------------------------------
     def snapshot(self) -> Snapshot:
         """The kernel's view of every lab socket now, and what the last step did."""
         with self._lock:
-            views = tuple(self._recorder.lane_states())
-            listener = self._sockets["server"]
-            queue = None
-            if listener.fileno() >= 0 and self._is_listening():
-                queue = accept_queue(listener)
-            label, result, explanation = self._last
-            return Snapshot(
-                scenario=self.scenario.key, step=label, result=result, explanation=explanation,
-                sockets=views, accept_queue=queue,
-                pending=tuple(p.step.label for p in self._pending.values()),
-                next_steps=tuple(step.label for step in self.available()),
-                finished=len(self._taken) == len(self.scenario.steps) and not self._pending,
-                packets=self._step_packets(),
-            )
+            return self._snapshot(self._run)
 
-    def _step_packets(self) -> tuple:
+    def _snapshot(self, run: _Generation) -> Snapshot:
+        last = run.last
+        return Snapshot(
+            scenario=run.scenario.key, step=last.step, result=last.result,
+            explanation=last.explanation, sockets=tuple(run.recorder.lane_states()),
+            accept_queue=run.calls.accept_queue(),
+            pending=tuple(waiting.blocked.step.label for waiting in run.pending.values()),
+            next_steps=tuple(step.label for step in self._available(run)),
+            finished=len(run.taken) == len(run.scenario.steps) and not run.pending,
+            packets=self._step_packets(run),
+        )
+
+    @staticmethod
+    def _step_packets(run: _Generation) -> tuple[Segment, ...]:
         """What the sniffer saw since the step began. Loopback delivers within the call, but
         the sniffer thread may still be reading: wait (bounded) for as many segments as the
         TCP model says the step sent."""
-        if self._sniffer is None:
+        if run.sniffer is None:
             return ()
-        expected = self._packets_from + self._expected_packets  # what the model says was sent
-        self._sniffer.wait_for(lambda segments: len(segments) >= expected, PACKET_GRACE)
-        return tuple(self._sniffer.segments[self._packets_from:])
-
-
-def _listening_model() -> tcp_model.Connection:
-    model = tcp_model.Connection()
-    model.listen()
-    return model
+        expected = run.packets_from + run.last.sent
+        run.sniffer.wait_for(lambda segments: len(segments) >= expected, PACKET_GRACE)
+        return tuple(run.sniffer.segments[run.packets_from:])

@@ -1,0 +1,115 @@
+"""The stepper's scenarios: named sequences of socket calls and the listener's settings.
+
+Pure data: no sockets, no threads. A Step names one socket call and the socket it acts on;
+`calls` performs it, `engine` decides when it may be taken.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+#: What the scenarios send: short enough to read in a timeline label.
+GREETING = b"hello"
+
+
+@dataclasses.dataclass(frozen=True)
+class Step:
+    """One socket call: `label` is what the learner reads, e.g. ``client.connect()``."""
+
+    label: str
+    call: str  # listen, connect, accept, send, recv, close
+    target: str  # the socket it acts on: 'server', 'client', 'client2', 'conn', 'conn2'
+    data: bytes = b""
+
+    @property
+    def actor(self) -> str:
+        return "client" if self.target.startswith("client") else "server"
+
+
+@dataclasses.dataclass(frozen=True)
+class Scenario:
+    """A named sequence of steps and the listener's settings."""
+
+    key: str
+    title: str
+    summary: str
+    steps: tuple[Step, ...]
+    backlog: int = 128
+    defer_accept: int | None = None
+
+
+def scenario_named(key: str) -> Scenario:
+    """The scenario called `key`; a ValueError naming the choices otherwise."""
+    if key not in SCENARIOS:
+        raise ValueError(f"unknown scenario {key!r}; choose one of {', '.join(SCENARIOS)}")
+    return SCENARIOS[key]
+
+
+def _steps(*specs: tuple) -> tuple[Step, ...]:
+    return tuple(Step(*spec) for spec in specs)
+
+
+_OPEN = (("server.listen()", "listen", "server"), ("client.connect()", "connect", "client"),
+         ("server.accept()", "accept", "server"))
+_HELLO = GREETING.decode()
+
+SCENARIOS: dict[str, Scenario] = {scenario.key: scenario for scenario in (
+    Scenario(
+        "basic", "The handshake and an echo",
+        "listen, connect, accept, one echo, then both sides close.",
+        _steps(*_OPEN,
+               (f"client.send(b'{_HELLO}')", "send", "client", GREETING),
+               ("conn.recv()", "recv", "conn"),
+               (f"conn.send(b'{_HELLO}')", "send", "conn", GREETING),
+               ("client.recv()", "recv", "client"),
+               ("client.close()", "close", "client"),
+               ("conn.close()", "close", "conn"),
+               ("server.close()", "close", "server")),
+    ),
+    Scenario(
+        "full-queue", "A full accept queue",
+        "listen(0) holds one finished connection; the next client's SYN is dropped and it "
+        "waits in SYN-SENT until the server accepts.",
+        _steps(("server.listen(0)", "listen", "server"),
+               ("client.connect()", "connect", "client"),
+               ("client2.connect()", "connect", "client2"),
+               ("server.accept()", "accept", "server"),
+               ("server.accept() again", "accept", "server"),
+               ("client.close()", "close", "client"),
+               ("client2.close()", "close", "client2"),
+               ("conn.close()", "close", "conn"),
+               ("conn2.close()", "close", "conn2"),
+               ("server.close()", "close", "server")),
+        backlog=0,
+    ),
+    Scenario(
+        "defer-accept", "TCP_DEFER_ACCEPT",
+        "the kernel keeps the server's side in SYN-RECEIVED, and accept() waits, until the "
+        "client sends data.",
+        _steps(*_OPEN,
+               (f"client.send(b'{_HELLO}')", "send", "client", GREETING),
+               ("conn.recv()", "recv", "conn"),
+               ("client.close()", "close", "client"),
+               ("conn.close()", "close", "conn"),
+               ("server.close()", "close", "server")),
+        defer_accept=5,
+    ),
+    Scenario(
+        "client-closes-first", "The client closes first",
+        "the client ends in FIN-WAIT-2 then TIME-WAIT; the server in CLOSE-WAIT then LAST-ACK.",
+        _steps(*_OPEN,
+               ("client.close()", "close", "client"),
+               ("conn.recv()", "recv", "conn"),
+               ("conn.close()", "close", "conn"),
+               ("server.close()", "close", "server")),
+    ),
+    Scenario(
+        "server-closes-first", "The server closes first",
+        "now the server's side waits in TIME-WAIT and the client in CLOSE-WAIT.",
+        _steps(*_OPEN,
+               ("conn.close()", "close", "conn"),
+               ("client.recv()", "recv", "client"),
+               ("client.close()", "close", "client"),
+               ("server.close()", "close", "server")),
+    ),
+)}
