@@ -2,22 +2,19 @@
 
 from __future__ import annotations
 
+import errno
 import socket
 import threading
 
 import pytest
+from kernel_helpers import wait_for
 
-from handshake_lab.kernel.tcp_info import accept_queue, socket_state
+from handshake_lab.kernel.lookup import socket_state
+from handshake_lab.kernel.tcp_info import accept_queue
 from handshake_lab.model.states import TcpState
-from handshake_lab.net.loopback import (
-    LoopbackServer,
-    close,
-    connect,
-    finish_connect,
-    receive,
-    send,
-    start_connect,
-)
+from handshake_lab.net.clients import close, connect, finish_connect, receive, send, start_connect
+from handshake_lab.net.load_test import time_wait_rows
+from handshake_lab.net.server import LoopbackServer
 
 pytestmark = pytest.mark.kernel
 
@@ -59,12 +56,36 @@ def test_an_exception_in_the_handler_is_raised_in_the_caller():
     assert isinstance(caught.value.__cause__, ZeroDivisionError)
 
 
+RERUNS = 20
+
+
 def test_rerunning_a_server_many_times_never_meets_address_in_use():
-    for _ in range(50):
-        with LoopbackServer(auto_accept=False) as server:
-            client = connect(server.address)
-            server.accept()
-            close(client)
+    """Each run leaves its server's port in TIME_WAIT (the server closes first) while a server
+    from an earlier run still listens: a fixed port would be refused by that one, and the
+    TIME_WAIT port can be bound again only because the server set SO_REUSEADDR."""
+    with LoopbackServer(auto_accept=False) as forgotten:  # a cell run earlier, never closed
+        ports = {forgotten.port}
+        for _ in range(RERUNS):
+            with LoopbackServer(auto_accept=False) as server:
+                client = connect(server.address)
+                accepted = server.accept()
+                ends = (accepted.getsockname()[:2], accepted.getpeername()[:2])
+                close(accepted)  # the server closes first: its end will wait in TIME_WAIT
+                assert receive(client) == b""
+                close(client)
+                port = server.port
+            ports.add(port)
+            wait_for(lambda ends=ends, port=port: ends in time_wait_rows(port),
+                     what="the server's end in TIME_WAIT")
+            # The hazard is there: a socket without SO_REUSEADDR cannot bind this port now...
+            with socket.socket() as plain, pytest.raises(OSError) as refused:
+                plain.bind(("127.0.0.1", port))
+            assert refused.value.errno == errno.EADDRINUSE
+            # ...one with it can, because the server's sockets (now in TIME_WAIT) had it too.
+            with socket.socket() as again:
+                again.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+                again.bind(("127.0.0.1", port))
+    assert len(ports) == RERUNS + 1  # port 0: every run got a free port of its own
 
 
 def test_manual_accept_times_out_when_nobody_connects():

@@ -16,7 +16,8 @@ import selectors
 import socket
 import threading
 
-from ..net.loopback import LoopbackServer, connect
+from ..net.clients import connect
+from ..net.server import LoopbackServer
 from ..timeouts import SHORT_TIMEOUT
 from .feedback import Feedback
 

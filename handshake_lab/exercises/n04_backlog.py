@@ -12,7 +12,8 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from ..net.loopback import LoopbackServer, close, finish_connect, start_connect
+from ..net.clients import close, finish_connect, start_connect
+from ..net.server import LoopbackServer
 from .feedback import Feedback
 
 #: How long check() waits for one client's handshake before calling its SYN dropped. A

@@ -13,17 +13,12 @@ from __future__ import annotations
 
 import contextlib
 import socket
-import time
 import traceback
 
-from ..net.echo_servers import (
-    CONNECTION,
-    LISTENER,
-    SelectorEchoServer,
-    echo_round_trip,
-    measure_connections_per_second,
-)
-from ..timeouts import SHORT_TIMEOUT
+from ..net.clients import set_linger_zero
+from ..net.echo_servers import CONNECTION, LISTENER, SelectorEchoServer
+from ..net.load_test import echo_round_trip, measure_connections_per_second
+from ..timeouts import SHORT_TIMEOUT, poll_until
 from .feedback import Feedback
 
 __all__ = ["CHECK_CONNECTIONS", "check"]
@@ -32,7 +27,6 @@ __all__ = ["CHECK_CONNECTIONS", "check"]
 CLIENT_TIMEOUT = 1.0
 #: The short load test's size: enough to see every connection answered, quick to run.
 CHECK_CONNECTIONS = 200
-_LINGER_ZERO = b"\x01\0\0\0\0\0\0\0"
 
 _REGISTER = (f"selector.register(connection, selectors.EVENT_READ, {CONNECTION!r}) after "
              "connection.setblocking(False)")
@@ -98,10 +92,9 @@ def check(on_ready) -> Feedback:
         with server:
             _run_clients(server, feedback)
             # Let the loop see the last clients leave before asking what it kept.
-            deadline = time.monotonic() + SHORT_TIMEOUT
-            while feedback.passed and server.connection_count() > 0 and not server.errors \
-                    and time.monotonic() < deadline:
-                time.sleep(0.005)  # polling the loop's progress, bounded
+            poll_until(lambda: not (feedback.passed and server.connection_count() > 0
+                                    and not server.errors),
+                       timeout=SHORT_TIMEOUT, interval=0.005)
     except RuntimeError as error:  # on_ready blocked and the loop could not be stopped
         stuck = str(error)
     if server.errors:
@@ -139,7 +132,7 @@ def _run_clients(server: SelectorEchoServer, feedback: Feedback) -> None:
     with socket.create_connection(server.address, timeout=CLIENT_TIMEOUT) as silent:
         reply, problem = _round_trip(server.address, b"second")
         with contextlib.suppress(OSError):
-            silent.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, _LINGER_ZERO)
+            set_linger_zero(silent)
     if not feedback.expect(
         reply == b"second",
         "two clients: the second was answered while the first sat silent",

@@ -11,9 +11,12 @@ way socketserver has one BaseServer: written once, tested once. Rules:
   when ``ignore_errors_after_stop`` (closing sockets under a thread makes it fail).
 - `stop()` sets `stopping` and makes `wake_socket` readable, so a thread that waits in a
   selector wakes at once: a thread with nothing to do sleeps, it never polls.
-- `close()` joins every thread within one THREAD_JOIN_TIMEOUT deadline and fails loudly,
-  naming the threads still alive. Finished threads are dropped from the list as new ones
-  start, so a server that runs for hours keeps a short list.
+- `close()` joins every thread within one deadline (``join_timeout``, THREAD_JOIN_TIMEOUT
+  by default) and fails loudly, naming the threads still alive. A caller that joins some
+  threads first (a server stops its accept thread before it closes the listener) passes
+  the deadline it started with to `close()`, so the whole shutdown still waits at most one
+  ``join_timeout``. Finished threads are dropped from the list as new ones start, so a
+  server that runs for hours keeps a short list.
 """
 
 from __future__ import annotations
@@ -34,14 +37,17 @@ _REAP_AT = 64
 class Background:
     """The threads of one server, worker pool or sniffer; see the module docstring."""
 
-    def __init__(self, name: str, *, ignore_errors_after_stop: bool = False) -> None:
+    def __init__(self, name: str, *, ignore_errors_after_stop: bool = False,
+                 join_timeout: float = THREAD_JOIN_TIMEOUT) -> None:
         self.name = name
         self.ignore_errors_after_stop = ignore_errors_after_stop
+        self.join_timeout = join_timeout
         self.stopping = threading.Event()
         self.errors: list[BaseException] = []
         self._threads: list[threading.Thread] = []
         self._waker: tuple[socket.socket, socket.socket] | None = None
         self._lock = threading.Lock()
+        self._running = 0  # threads started whose target has not yet returned
         self._closed = False
 
     @property
@@ -68,6 +74,8 @@ class Background:
             except BaseException as error:  # raised again in the caller by close()
                 if not (self.ignore_errors_after_stop and self.stopping.is_set()):
                     self.errors.append(error)
+            finally:
+                self._finished()
 
         context = contextvars.copy_context()
         thread = threading.Thread(target=context.run, args=(run,),
@@ -76,8 +84,25 @@ class Background:
             if len(self._threads) >= _REAP_AT:
                 self._threads = [t for t in self._threads if t.is_alive()]
             self._threads.append(thread)
-        thread.start()
+            self._running += 1
+        try:
+            thread.start()
+        except BaseException:
+            self._finished()
+            raise
         return thread
+
+    def _finished(self) -> None:
+        """A thread's target has returned: the last one after a stuck close() closes the pair."""
+        with self._lock:
+            self._running -= 1
+            if self._closed and self._running == 0:
+                self._close_waker()
+
+    def _close_waker(self) -> None:
+        if self._waker is not None:
+            for end in self._waker:
+                end.close()
 
     def stop(self) -> None:
         """Ask every thread to stop: set `stopping`, make `wake_socket` readable (idempotent)."""
@@ -89,33 +114,37 @@ class Background:
                     self._waker[1].send(b"x")
 
     def join(self, threads: Iterable[threading.Thread] | None = None, *,
-             timeout: float = THREAD_JOIN_TIMEOUT) -> list[str]:
-        """Join `threads` (all by default) within one deadline; the names of those still alive."""
+             timeout: float | None = None) -> list[str]:
+        """Join `threads` (all by default) within `timeout` (``join_timeout`` by default);
+        the names of those still alive."""
         with self._lock:
             waiting = list(self._threads if threads is None else threads)
-        deadline = time.monotonic() + timeout
+        deadline = time.monotonic() + (self.join_timeout if timeout is None else timeout)
         for thread in waiting:
             if thread.ident is not None:  # never started: nothing to join
                 thread.join(max(0.0, deadline - time.monotonic()))
         return [thread.name for thread in waiting if thread.is_alive()]
 
-    def close(self, *, raise_errors: bool = True) -> None:
+    def close(self, *, raise_errors: bool = True, deadline: float | None = None) -> None:
         """stop(), join every thread, close the wake-up pair, then raise what went wrong.
 
-        Idempotent. A thread still alive after the deadline is a RuntimeError naming it (its
-        wake-up pair is left open: the thread may still be selecting on it).
+        Idempotent. `deadline` is a time.monotonic() value, ``join_timeout`` from now by
+        default. A thread still alive after it is a RuntimeError naming it (its wake-up pair
+        is left open, as the thread may still be selecting on it: the last thread to finish
+        closes it).
         """
         if self._closed:
             return
         self.stop()
-        stuck = self.join()
-        self._closed = True
-        if not stuck and self._waker is not None:
-            for end in self._waker:
-                end.close()
+        stuck = self.join(timeout=None if deadline is None
+                          else max(0.0, deadline - time.monotonic()))
+        with self._lock:
+            self._closed = True
+            if self._running == 0:
+                self._close_waker()
         if stuck:
             raise RuntimeError(f"{self.name}: threads still running after "
-                               f"{THREAD_JOIN_TIMEOUT} s: {stuck}; a thread must return "
+                               f"{self.join_timeout} s: {stuck}; a thread must return "
                                "when its socket closes or stop() is called")
         if raise_errors:
             self.raise_errors()

@@ -5,8 +5,8 @@ helpers in `net` make is reported to the current tracer, if any, through `traced
 is a context variable, not a module global: nested tracers restore the outer one on exit, a
 tracer never left does not lock out the next, and the lab's threads start in a copy of
 their creator's context (`background`), so a server started inside ``with Recorder():``
-reports its accept() calls too. This module imports nothing of the package: the socket
-helpers depend on it, never on the recorder.
+reports its accept() calls too. This module imports nothing of the package but the
+`Address` alias (model): the socket helpers depend on it, never on the recorder.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ import socket
 from collections.abc import Iterator
 from typing import Protocol
 
-Address = tuple[str, int]
+from ..model.addresses import Address
 
 
 class Lane(Protocol):
