@@ -16,7 +16,8 @@ import statistics
 import time
 
 from handshake_lab.kernel.proc_tcp import read_tcp_table
-from handshake_lab.net.loopback import LoopbackServer, close, connect
+from handshake_lab.net.clients import close, connect
+from handshake_lab.net.server import LoopbackServer
 from handshake_lab.record.recorder import Recorder
 
 BOUND = 1.5  # "does not grow": allow measurement noise, not growth with the row count

@@ -13,7 +13,8 @@ import socket
 import statistics
 import time
 
-from handshake_lab.net.loopback import LoopbackServer, close, connect
+from handshake_lab.net.clients import close, connect
+from handshake_lab.net.server import LoopbackServer
 from handshake_lab.record.recorder import Recorder
 from handshake_lab.timeouts import LOOPBACK_TIMEOUT
 

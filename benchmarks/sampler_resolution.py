@@ -17,7 +17,7 @@ import argparse
 import socket
 import time
 
-from handshake_lab.net.loopback import LoopbackServer
+from handshake_lab.net.server import LoopbackServer
 from handshake_lab.record.recorder import Recorder
 
 

@@ -16,7 +16,8 @@ def _doctor(_args: argparse.Namespace) -> int:
 
 
 def _demo(_args: argparse.Namespace) -> int:
-    from .net.loopback import LoopbackServer, close, connect, receive, send
+    from .net.clients import close, connect, receive, send
+    from .net.server import LoopbackServer
     from .record.recorder import Recorder
 
     with Recorder() as recorder, LoopbackServer(auto_accept=False) as server:
@@ -42,7 +43,7 @@ def _demo(_args: argparse.Namespace) -> int:
 
 
 def _states(args: argparse.Namespace) -> int:
-    from .kernel.proc_tcp import tcp_sockets
+    from .kernel.lookup import tcp_sockets
 
     rows = tcp_sockets(args.port)
     if args.json:

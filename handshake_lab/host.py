@@ -45,13 +45,13 @@ def _proc_net_tcp() -> Capability:
 
 
 def _tcp_info() -> Capability:
-    from .kernel.tcp_info import has_tcp_info, socket_state
+    from .kernel.tcp_info import has_tcp_info, read_state
 
     if not has_tcp_info():
         return Capability("TCP_INFO", False, f"not available on {sys.platform}",
                           "states from psutil, no accept-queue length")
     with socket.socket() as probe:
-        state = socket_state(probe)
+        state = read_state(probe)
     return Capability("TCP_INFO", True, f"getsockopt works (a fresh socket reads {state})")
 
 
@@ -99,14 +99,14 @@ def _ipv6_loopback() -> Capability:
 
 def _packet_capture() -> Capability:
     try:
-        from .capture.tiers import Tier, best_tier
+        from .capture.evidence import Tier
+        from .capture.tiers import best_tier
     except ImportError as error:  # pragma: no cover - the package always ships capture
         return Capability("packet capture", False, str(error), "kernel states only")
     choice = best_tier()
-    return Capability("packet capture", choice.tier is not Tier.RECORDING,
+    return Capability("packet capture", choice.tier is not Tier.SHIPPED,
                       f"{choice.tier.value}: {choice.explanation}",
-                      "the recorded capture shipped with the lab, labelled with its date "
-                      "and kernel")
+                      "the capture shipped with the lab, labelled with its date and kernel")
 
 
 def doctor() -> list[Capability]:

@@ -1,16 +1,27 @@
-"""Finding a connection's kernel state by its addresses, through sock_diag and through the table."""
+"""Where a state comes from: kernel.lookup, through sock_diag, the TCP table or psutil."""
 
 from __future__ import annotations
 
 import importlib
+import subprocess
+import sys
+import types
 
 import pytest
 
 import handshake_lab
-from handshake_lab.kernel.lookup import connection_state, wait_for_state
+from handshake_lab.kernel import psutil_states
+from handshake_lab.kernel.lookup import (
+    ConnectionLookup,
+    connection_state,
+    socket_state,
+    tcp_sockets,
+    wait_for_state,
+)
 from handshake_lab.kernel.sock_diag import SockDiag
 from handshake_lab.model.states import TcpState
-from handshake_lab.net.loopback import LoopbackServer, close, connect
+from handshake_lab.net.clients import close, connect
+from handshake_lab.net.server import LoopbackServer
 
 pytestmark = pytest.mark.kernel
 
@@ -71,3 +82,71 @@ def test_asking_for_a_state_and_for_gone_at_once_is_refused():
 def test_connection_state_is_in_the_packages_lazy_exports():
     assert "connection_state" in handshake_lab.__all__
     assert handshake_lab.__getattr__("connection_state") is connection_state
+    for function in (tcp_sockets, socket_state, wait_for_state):
+        assert handshake_lab.__getattr__(function.__name__) is function
+
+
+def test_off_linux_every_lookup_asks_psutil(monkeypatch):
+    # The fake psutil says CLOSE_WAIT where the kernel says ESTABLISHED: an answer of
+    # CLOSE_WAIT can only have come from psutil.
+    for predicate in ("_sock_diag_available", "_proc_tcp_available", "_tcp_info_available"):
+        monkeypatch.setattr(module, predicate, lambda: False)
+    with LoopbackServer(auto_accept=False) as server:
+        client = connect(server.address)
+        try:
+            local = client.getsockname()[:2]
+            listed = [types.SimpleNamespace(laddr=server.address, raddr=(), status="LISTEN"),
+                      types.SimpleNamespace(laddr=local, raddr=server.address,
+                                            status="CLOSE_WAIT")]
+            monkeypatch.setattr(psutil_states, "_connections", lambda: listed)
+            rows = tcp_sockets(server.port)
+            assert [row.state for row in rows] == [TcpState.LISTEN, TcpState.CLOSE_WAIT]
+            assert socket_state(client) is TcpState.CLOSE_WAIT
+            assert connection_state(local, server.address) is TcpState.CLOSE_WAIT
+            assert connection_state(server.address, local) is None  # psutil lists no such row
+            with ConnectionLookup() as lookup:
+                assert lookup.held(client) == (TcpState.CLOSE_WAIT, None)
+        finally:
+            close(client)
+
+
+def test_a_lookup_reads_a_held_socket_and_many_connections_at_once(lookup_by):
+    with LoopbackServer(auto_accept=False) as server:
+        clients = [connect(server.address) for _ in range(3)]
+        try:
+            ends = [client.getsockname()[:2] for client in clients]
+            with ConnectionLookup() as lookup:
+                prepared = [lookup.prepare(server.address, end) for end in ends]
+                prepared.append(lookup.prepare(server.address, ("127.0.0.1", 1)))
+                found = lookup.states(prepared)
+                assert [(state, inode) for state, inode in found[:3]] == [
+                    (TcpState.ESTABLISHED, 0)] * 3  # inode 0: nobody accepted them
+                assert found[3] is None and lookup.states([]) == []
+                assert lookup.held(clients[0]) == (TcpState.ESTABLISHED, None)
+                state, queue = lookup.held(server.listener)
+                assert state is TcpState.LISTEN and queue.length == 3
+        finally:
+            for client in clients:
+                close(client)
+
+
+@pytest.mark.parametrize(("port", "error", "words"), [
+    (0, ValueError, "out of range"), (65536, ValueError, "out of range"),
+    ("80", TypeError, "port must be an int"), (True, TypeError, "port must be an int")])
+def test_a_bad_port_is_refused_before_any_reader_is_asked(port, error, words):
+    with pytest.raises(error, match=words):
+        tcp_sockets(port)
+
+
+def test_the_readers_never_import_each_other_or_the_lookup_policy():
+    # Each reader asks the kernel one way; only kernel.lookup chooses between them.
+    readers = ["proc_tcp", "tcp_info", "sock_diag", "psutil_states"]
+    code = ("import sys, importlib; name = sys.argv[1]; "
+            "importlib.import_module('handshake_lab.kernel.' + name); "
+            "print(' '.join(m.rsplit('.', 1)[1] for m in sys.modules "
+            "if m.startswith('handshake_lab.kernel.')))")
+    for reader in readers:
+        loaded = subprocess.run([sys.executable, "-c", code, reader], check=True, text=True,
+                                capture_output=True, timeout=60).stdout.split()
+        allowed = {reader, "recvmmsg"} | ({"proc_tcp"} if reader == "psutil_states" else set())
+        assert set(loaded) <= allowed, (reader, loaded)

@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 
 from handshake_lab.exercises import n02_handshake
-from handshake_lab.kernel.proc_tcp import find_rows, tcp_sockets
+from handshake_lab.kernel.lookup import tcp_sockets
+from handshake_lab.kernel.proc_tcp import find_rows
 
 pytestmark = pytest.mark.kernel
 

@@ -8,7 +8,7 @@ import struct
 import pytest
 
 from handshake_lab.exercises import n06_closing
-from handshake_lab.net.loopback import close
+from handshake_lab.net.clients import close
 
 pytestmark = pytest.mark.kernel
 

@@ -14,19 +14,13 @@ import time
 import pytest
 
 from handshake_lab.kernel.drop_counters import LISTEN_COUNTERS, listen_counters
-from handshake_lab.kernel.lookup import connection_state, wait_for_state
-from handshake_lab.kernel.proc_tcp import find_rows, tcp_sockets
+from handshake_lab.kernel.lookup import connection_state, socket_state, tcp_sockets, wait_for_state
+from handshake_lab.kernel.proc_tcp import find_rows
 from handshake_lab.kernel.sysctls import kernel_settings
-from handshake_lab.kernel.tcp_info import accept_queue, socket_state, wait_for_syn_retransmit
+from handshake_lab.kernel.tcp_info import accept_queue, wait_for_syn_retransmit
 from handshake_lab.model.states import TcpState
-from handshake_lab.net.loopback import (
-    LoopbackServer,
-    close,
-    connect,
-    finish_connect,
-    send,
-    start_connect,
-)
+from handshake_lab.net.clients import close, connect, finish_connect, send, start_connect
+from handshake_lab.net.server import LoopbackServer
 from handshake_lab.timeouts import KERNEL_TIMER_TIMEOUT
 
 pytestmark = pytest.mark.kernel

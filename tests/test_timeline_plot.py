@@ -8,7 +8,9 @@ import sys
 import pytest
 from matplotlib.figure import Figure
 
-from handshake_lab.record.events import CALL, ERROR, RETURN, STATE, Event, Recording
+from handshake_lab.kernel.tcp_info import AcceptQueue
+from handshake_lab.model.states import TcpState
+from handshake_lab.record.events import CALL, ERROR, RETURN, Event, Recording
 from handshake_lab.show.timeline_plot import (
     NOT_ACCEPTED_HATCH,
     NOT_ACCEPTED_LABEL,
@@ -21,6 +23,7 @@ from handshake_lab.show.timeline_plot import (
 from handshake_lab.timeouts import SHORT_TIMEOUT
 
 MS = 1_000_000  # nanoseconds
+state = Event.of_state
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -28,7 +31,7 @@ def fonts_loaded():
     """matplotlib keeps its font files open once it has drawn text: open them before the
     per-test leak check starts counting file descriptors."""
     timeline_png(handshake_before_accept(), title="µs")
-    timeline_png(Recording.from_events([Event(0, STATE, "client", "SYN_SENT")], 0, 10))
+    timeline_png(Recording.from_events([state(0, "client", TcpState.SYN_SENT)], 0, 10))
 
 
 def handshake_before_accept() -> Recording:
@@ -36,19 +39,19 @@ def handshake_before_accept() -> Recording:
     events = [
         Event(0 * MS, CALL, "listener", "listen(1)", "server"),
         Event(1 * MS, RETURN, "listener", "listen(1)", "server"),
-        Event(1 * MS, STATE, "listener", "LISTEN", detail="queue 0/1"),
+        state(1 * MS, "listener", TcpState.LISTEN, queue=AcceptQueue(0, 1)),
         Event(2 * MS, CALL, "client", "connect()", "client"),
-        Event(2 * MS + 10, STATE, "client", "SYN_SENT"),
-        Event(3 * MS, STATE, "server 1", "SYN_RECV", detail="not accepted"),
+        state(2 * MS + 10, "client", TcpState.SYN_SENT),
+        state(3 * MS, "server 1", TcpState.SYN_RECEIVED, accepted=False),
         Event(4 * MS, RETURN, "client", "connect()", "client", "local port 50000"),
-        Event(4 * MS, STATE, "client", "ESTABLISHED"),
-        Event(4 * MS, STATE, "server 1", "ESTABLISHED", detail="not accepted"),
-        Event(4 * MS, STATE, "listener", "LISTEN", detail="queue 1/1"),
+        state(4 * MS, "client", TcpState.ESTABLISHED),
+        state(4 * MS, "server 1", TcpState.ESTABLISHED, accepted=False),
+        state(4 * MS, "listener", TcpState.LISTEN, queue=AcceptQueue(1, 1)),
         Event(7 * MS, CALL, "listener", "accept()", "server"),
         Event(8 * MS, RETURN, "listener", "accept()", "server", "peer port 50000"),
-        Event(8 * MS, STATE, "server 1", "ESTABLISHED"),
+        state(8 * MS, "server 1", TcpState.ESTABLISHED),
         Event(9 * MS, CALL, "client 2", "connect()", "client"),
-        Event(9 * MS, STATE, "client 2", "SYN_SENT"),
+        state(9 * MS, "client 2", TcpState.SYN_SENT),
         Event(9 * MS + 5, CALL, "client", "send()", "client"),
         Event(9 * MS + 7, ERROR, "client", "send()", "client", "BrokenPipeError: [Errno 32]"),
     ]
@@ -77,7 +80,7 @@ def test_one_bar_per_state_span_coloured_by_state():
         lane_spans = [span for span in recording.state_spans() if span.lane == lane]
         assert len(artists.bars[lane]) == len(lane_spans) == len(artists.spans[lane])
     assert [span.state for span in artists.spans["server 1"]] == [
-        "SYN_RECV", "ESTABLISHED", "ESTABLISHED"]
+        TcpState.SYN_RECEIVED, TcpState.ESTABLISHED, TcpState.ESTABLISHED]
     established = artists.bars["client"][1]
     assert tuple(established.get_facecolor()[0][:3]) == pytest.approx(
         tuple(int(state_colour("ESTABLISHED")[i:i + 2], 16) / 255 for i in (1, 3, 5)))
@@ -88,31 +91,44 @@ def test_one_bar_per_state_span_coloured_by_state():
 
 def test_not_accepted_spans_are_hatched_and_the_rest_are_not():
     artists = plot_timeline(handshake_before_accept(), ax=Figure().add_subplot())
-    hatches = [(span.detail, bar.get_hatch())
+    hatches = [(span.accepted, bar.get_hatch())
                for span, bar in zip(artists.spans["server 1"], artists.bars["server 1"],
                                     strict=True)]
-    assert hatches == [("not accepted", NOT_ACCEPTED_HATCH), ("not accepted", NOT_ACCEPTED_HATCH),
-                       ("", None)]
+    assert hatches == [(False, NOT_ACCEPTED_HATCH), (False, NOT_ACCEPTED_HATCH), (True, None)]
     assert all(bar.get_hatch() is None for bar in artists.bars["client"])
+
+
+def test_a_connection_gone_before_anyone_accepted_it_is_not_hatched_once_gone():
+    events = [state(0, "server 1", TcpState.ESTABLISHED, accepted=False),
+              state(MS, "server 1", TcpState.CLOSED, accepted=False, gone=True)]
+    artists = plot_timeline(Recording.from_events(events, 0, 2 * MS), ax=Figure().add_subplot())
+    assert [bar.get_hatch() for bar in artists.bars["server 1"]] == [NOT_ACCEPTED_HATCH, None]
 
 
 def test_legend_names_each_state_present_once_rfc_then_linux():
     artists = plot_timeline(handshake_before_accept(), ax=Figure().add_subplot())
     texts = [text.get_text() for text in artists.legend.get_texts()]
-    assert texts == ["LISTEN", "SYN-SENT (SYN_SENT)", "SYN-RECEIVED (SYN_RECV)", "ESTABLISHED",
+    assert texts == ["LISTEN", "SYN-SENT (Linux: SYN_SENT)", "SYN-RECEIVED (Linux: SYN_RECV)",
+                     "ESTABLISHED",
                      NOT_ACCEPTED_LABEL, "call made", "call returned", "still blocked"]
 
 
 @pytest.mark.parametrize(("name", "label"), [
-    ("SYN_RECV", "SYN-RECEIVED (SYN_RECV)"),
-    ("FIN_WAIT1", "FIN-WAIT-1 (FIN_WAIT1)"),
-    ("CLOSE", "CLOSED (CLOSE)"),
-    ("TIME_WAIT", "TIME-WAIT (TIME_WAIT)"),
+    ("SYN_RECV", "SYN-RECEIVED (Linux: SYN_RECV)"),
+    ("FIN_WAIT1", "FIN-WAIT-1 (Linux: FIN_WAIT1)"),
+    ("CLOSE", "CLOSED (Linux: CLOSE)"),
+    ("TIME_WAIT", "TIME-WAIT (Linux: TIME_WAIT)"),
     ("ESTABLISHED", "ESTABLISHED"),
     ("NO_SUCH_STATE", "NO_SUCH_STATE"),
 ])
 def test_state_labels(name, label):
     assert state_label(name) == label
+
+
+def test_labels_and_colours_take_a_state_as_well_as_its_name():
+    for tcp_state in TcpState:
+        assert state_label(tcp_state) == state_label(tcp_state.linux_name)
+        assert state_colour(tcp_state) == state_colour(tcp_state.linux_name)
 
 
 def test_every_state_has_its_own_colour():
@@ -148,7 +164,8 @@ def test_a_call_still_blocked_runs_to_the_end_with_an_open_marker():
 
 
 def test_short_recordings_are_drawn_in_microseconds():
-    events = [Event(100_000, STATE, "client", "SYN_SENT"), Event(400_000, STATE, "client", "CLOSE")]
+    events = [state(100_000, "client", TcpState.SYN_SENT),
+              state(400_000, "client", TcpState.CLOSED)]
     artists = plot_timeline(Recording.from_events(events, 0, 1_500_000), ax=Figure().add_subplot())
     assert artists.unit == "µs"
     assert artists.ax.get_xlabel() == "time since recording started (µs)"
@@ -186,7 +203,8 @@ def test_timeline_png_is_a_png():
 
 @pytest.mark.kernel
 def test_a_real_recording_shows_the_server_side_before_accept():
-    from handshake_lab.net.loopback import LoopbackServer, close, connect
+    from handshake_lab.net.clients import close, connect
+    from handshake_lab.net.server import LoopbackServer
     from handshake_lab.record.recorder import Recorder
 
     with Recorder() as recorder:
@@ -207,7 +225,7 @@ def test_a_real_recording_shows_the_server_side_before_accept():
         assert len(artists.bars[lane]) == sum(1 for s in recording.state_spans() if s.lane == lane)
     assert len(artists.call_markers) == len(recording.call_spans())
     server_side = list(zip(artists.spans["server 1"], artists.bars["server 1"], strict=True))
-    assert server_side[0][0].detail == "not accepted"
+    assert server_side[0][0].awaiting_accept and not server_side[0][0].accepted
     assert server_side[0][1].get_hatch() == NOT_ACCEPTED_HATCH
     labels = [text.get_text() for text in artists.legend.get_texts()]
     assert "ESTABLISHED" in labels and "LISTEN" in labels

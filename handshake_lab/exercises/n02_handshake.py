@@ -15,20 +15,14 @@ import contextlib
 from ..kernel.lookup import wait_for_state
 from ..kernel.proc_tcp import TcpSocketRow
 from ..model.states import TcpState
-from ..net.loopback import LoopbackServer, close, connect
+from ..net.clients import close, connect
+from ..net.server import LoopbackServer
 from .feedback import Feedback
-
-
-def _both_names(state: TcpState) -> str:
-    """RFC 9293's name, and Linux's where it differs: 'CLOSE-WAIT (Linux: CLOSE_WAIT)'."""
-    if state.rfc_name == state.linux_name:
-        return state.rfc_name
-    return f"{state.rfc_name} (Linux: {state.linux_name})"
 
 
 def _judge(answer, truth: TcpState, client_side: TcpState | None, case: str) -> tuple[bool, str]:
     """(right?, one sentence) for the learner's answer in one case."""
-    name = _both_names(truth)
+    name = truth.display_name
     if isinstance(answer, BaseException):
         hint = ""
         if isinstance(answer, (ValueError, IndexError)):

@@ -14,7 +14,8 @@ from collections.abc import Callable
 
 from ..kernel.lookup import wait_for_state
 from ..model.states import TcpState
-from ..net.loopback import LoopbackServer, close, connect
+from ..net.clients import close, connect
+from ..net.server import LoopbackServer
 from .feedback import Feedback
 
 

@@ -1,35 +1,75 @@
-"""The kernel's state of one connection by its addresses, without privileges.
+"""Where a TCP state comes from: the one place that chooses a reader for this platform.
 
-A connection is found by its two ends (local, remote), so this also sees connections no
-process holds a descriptor for: one not yet accepted, and one already closed (FIN_WAIT2,
-TIME_WAIT). Where the kernel lets us, the lookup is an exact sock_diag query, whose cost
-does not grow with the TIME_WAIT rows a load test leaves behind; otherwise the TCP table
-(procnet, which falls back to psutil off Linux).
+The readers (tcp_info, sock_diag, proc_tcp, psutil_states) each ask the kernel one way and
+never fall back to one another; this module decides, always in the same order:
 
-Rules: `connection_state` asks once and never waits; `wait_for_state` polls every
-millisecond up to a deadline and returns the last state seen, so the caller's assert shows
-what the kernel said instead of hanging or raising.
+- a connection by its two ends (local, remote): NETLINK_SOCK_DIAG where the kernel lets us
+  (an exact lookup, whose cost does not grow with the TIME_WAIT rows a load test leaves
+  behind), else the TCP table. Found by its addresses, a connection no process holds a
+  descriptor for is seen too: one not yet accepted, one already closed (TIME_WAIT).
+- the TCP table of a port: /proc/net/tcp(6) on Linux, psutil elsewhere.
+- a socket we hold: TCP_INFO on Linux, psutil elsewhere.
+
+`ConnectionLookup` is for asking about many connections again and again (the recorder's
+samples): each connection's sock_diag request is prepared once, and a batch costs one send()
+and one recvmmsg(). Rules: `connection_state` asks once and never waits; `wait_for_state`
+polls up to a deadline and returns the last state seen, so the caller's assert shows what
+the kernel said instead of hanging or raising.
 """
 
 from __future__ import annotations
 
 import functools
-import time
+import socket
+import sys
+from collections.abc import Callable
 
+from ..model.addresses import Address
 from ..model.states import TcpState
-from ..timeouts import SHORT_TIMEOUT
-from .proc_tcp import find_rows, tcp_sockets
+from ..timeouts import SHORT_TIMEOUT, poll_until
+from . import psutil_states, tcp_info
+from .proc_tcp import TcpSocketRow, find_rows, read_tcp_table
 from .sock_diag import SockDiag
+from .tcp_info import AcceptQueue
 
-Endpoint = tuple[str, int]
+#: What a lookup by addresses finds: (state, inode; 0 when no process holds it) or None.
+Found = tuple[TcpState, int] | None
+#: What reading a socket we hold gives: its state and, for a listener, its accept queue.
+HeldState = tuple[TcpState, AcceptQueue | None]
 
-#: How often wait_for_state asks again: a FIN and its ACK cross loopback in microseconds.
-POLL_INTERVAL = 0.001
 
-
+# -- the platform choice: one predicate per reader, patched by the tests ----------------
 @functools.lru_cache(maxsize=1)
 def _sock_diag_available() -> bool:
     return SockDiag.available()
+
+
+def _proc_tcp_available() -> bool:
+    return sys.platform.startswith("linux")
+
+
+def _tcp_info_available() -> bool:
+    return tcp_info.has_tcp_info()
+
+
+# -- the public lookups ------------------------------------------------------------------
+def tcp_sockets(port: int | None = None) -> list[TcpSocketRow]:
+    """The kernel's TCP sockets whose local or remote port is `port` (all when None)."""
+    if port is not None:
+        _check_port(port)
+    if _proc_tcp_available():
+        return read_tcp_table(port)
+    return psutil_states.tcp_sockets_from_psutil(port)
+
+
+def socket_state(sock: socket.socket) -> TcpState:
+    """The TCP state of a socket you hold, as the kernel sees it right now.
+
+    A socket that was created but never connected or listened is CLOSED.
+    """
+    if _tcp_info_available():
+        return tcp_info.read_state(sock)
+    return psutil_states.socket_state_from_psutil(sock)
 
 
 def connection_state(local, remote) -> TcpState | None:
@@ -38,13 +78,9 @@ def connection_state(local, remote) -> TcpState | None:
     `local` and `remote` are (host, port) pairs as getsockname() and getpeername() give them
     (IPv6's extra flow and scope fields are ignored).
     """
-    local, remote = _endpoint(local), _endpoint(remote)
-    if _sock_diag_available():
-        with SockDiag() as diag:
-            found = diag.lookup(local, remote)
-        return found[0] if found else None
-    rows = find_rows(tcp_sockets(local[1]), local, remote)
-    return rows[0].state if rows else None
+    with ConnectionLookup() as lookup:
+        (found,) = lookup.states([lookup.prepare(local, remote)])
+    return found[0] if found else None
 
 
 def wait_for_state(local, remote, *, state: TcpState | None = None, gone: bool = False,
@@ -56,20 +92,86 @@ def wait_for_state(local, remote, *, state: TcpState | None = None, gone: bool =
     """
     if state is not None and gone:
         raise ValueError("wait for a state or for the connection to be gone, not both")
-    deadline = time.monotonic() + timeout
-    seen = connection_state(local, remote)
+    seen: TcpState | None = None
+    with ConnectionLookup() as lookup:
+        request = [lookup.prepare(local, remote)]
 
-    def waiting() -> bool:
-        if gone:
-            return seen is not None
-        return state is not None and seen is not state
+        def arrived() -> bool:
+            nonlocal seen
+            (found,) = lookup.states(request)
+            seen = found[0] if found else None
+            return seen is None if gone else seen is state
 
-    while waiting() and time.monotonic() < deadline:
-        time.sleep(POLL_INTERVAL)
-        seen = connection_state(local, remote)
+        if state is None and not gone:
+            arrived()
+        else:
+            poll_until(arrived, timeout=timeout)
     return seen
 
 
-def _endpoint(address) -> Endpoint:
+class ConnectionLookup:
+    """Many connections' states, asked again and again; a context manager.
+
+    `prepare(local, remote)` once per connection, then `states(prepared)` at every sample.
+    `held(sock)` reads a socket we hold: (state, the accept queue for a listener, else None).
+    """
+
+    def __init__(self) -> None:
+        self._diag: SockDiag | None = None
+        self._closed = False
+        if _sock_diag_available():
+            try:
+                self._diag = SockDiag()
+            except OSError:  # out of descriptors, say: the TCP table still answers
+                self._diag = None
+        # A plain function, not a method: the recorder calls it for every socket it samples.
+        self.held: Callable[[socket.socket], HeldState] = (
+            tcp_info.state_and_queue if _tcp_info_available() else _held_by_psutil)
+
+    def prepare(self, local, remote) -> object:
+        """The lookup of local -> remote, made once, to pass to states() as often as needed."""
+        local, remote = _endpoint(local), _endpoint(remote)
+        if self._diag is not None:
+            return self._diag.request(local, remote)
+        return local, remote
+
+    def states(self, prepared: list) -> list[Found]:
+        """What the kernel holds now for each prepared lookup, in the same order."""
+        if not prepared:
+            return []
+        if self._diag is not None:
+            return self._diag.lookup_requests(prepared)
+        results: list[Found] = []
+        for local, remote in prepared:
+            rows = find_rows(tcp_sockets(local[1]), local, remote)
+            results.append((rows[0].state, rows[0].inode) if rows else None)
+        return results
+
+    def close(self) -> None:
+        """Close the netlink socket (idempotent)."""
+        if not self._closed:
+            self._closed = True
+            if self._diag is not None:
+                self._diag.close()
+
+    def __enter__(self) -> ConnectionLookup:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+
+def _held_by_psutil(sock: socket.socket) -> HeldState:
+    return psutil_states.socket_state_from_psutil(sock), None  # psutil has no accept queue
+
+
+def _endpoint(address) -> Address:
     host, port = address[:2]
     return host, port
+
+
+def _check_port(port: object) -> None:
+    if isinstance(port, bool) or not isinstance(port, int):
+        raise TypeError(f"port must be an int, got {type(port).__name__}: pass e.g. server.port")
+    if not 0 < port < 65536:
+        raise ValueError(f"port {port} is out of range: TCP ports are 1..65535")

@@ -1,9 +1,10 @@
 """Read the kernel's TCP table from /proc/net/tcp and /proc/net/tcp6, without privileges.
 
-`parse_tcp_table` is pure: text in, rows out, so it is tested on fixture text. The reader
-functions are thin: each file is read in one read() for a consistent snapshot, and rows are
-filtered by port before they are decoded, because after a load test the file holds tens of
-thousands of TIME_WAIT rows. The hex state codes are Linux's (see states.py).
+`parse_tcp_table` is pure: text in, rows out, so it is tested on fixture text. The reader,
+`read_tcp_table`, is thin: each file is read in one read() for a consistent snapshot, and rows
+are filtered by port before they are decoded, because after a load test the file holds tens
+of thousands of TIME_WAIT rows. The hex state codes are Linux's (see states.py). Linux only:
+this module never looks elsewhere; `lookup` chooses psutil on other platforms.
 
 Addresses are printed by the kernel as 32-bit words in host byte order; tcp6 has four.
 For a LISTEN row, rx_queue is the current accept-queue length. A connection the kernel has
@@ -21,9 +22,8 @@ import struct
 import sys
 from collections.abc import Iterable
 
+from ..model.addresses import Address
 from ..model.states import TcpState
-
-Endpoint = tuple[str, int]
 
 #: USER_HZ: the clock ticks per second in which /proc prints times (100 on most systems).
 CLOCK_TICKS_PER_SECOND = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
@@ -46,8 +46,8 @@ class ProcNetParseError(ValueError):
 class TcpSocketRow:
     """One row of the kernel's TCP table."""
 
-    local: Endpoint
-    remote: Endpoint
+    local: Address
+    remote: Address
     state: TcpState
     tx_queue: int
     rx_queue: int
@@ -82,7 +82,7 @@ def _decode_address(hex_address: str, byteorder: str) -> str:
     return socket.inet_ntop(family, packed)
 
 
-def _decode_endpoint(field: str, byteorder: str) -> Endpoint:
+def _decode_endpoint(field: str, byteorder: str) -> Address:
     hex_address, hex_port = field.split(":")
     if len(hex_address) not in (8, 32):
         raise ValueError(f"address {hex_address!r} is neither 8 nor 32 hex digits")
@@ -163,21 +163,7 @@ def read_tcp_table(port: int | None = None, *, proc_root: str = "/proc") -> list
     return rows
 
 
-def tcp_sockets(port: int | None = None) -> list[TcpSocketRow]:
-    """The kernel's TCP sockets whose local or remote port is `port` (all when None).
-
-    Linux reads /proc/net/tcp(6); elsewhere psutil is used where it can give states.
-    """
-    if port is not None:
-        _check_port(port)
-    if sys.platform.startswith("linux"):
-        return read_tcp_table(port)
-    from .psutil_states import tcp_sockets_from_psutil
-
-    return tcp_sockets_from_psutil(port)
-
-
-def find_rows(rows: Iterable[TcpSocketRow], local: Endpoint, remote: Endpoint):
+def find_rows(rows: Iterable[TcpSocketRow], local: Address, remote: Address):
     """The rows with exactly this local and remote endpoint."""
     return [row for row in rows if row.local == local and row.remote == remote]
 
@@ -204,10 +190,3 @@ def format_rows(rows: Iterable[TcpSocketRow], server_address, client_address) ->
         lines.append(f"{role:<12} {local:<22} {remote:<22} {row.state.linux_name:<14} "
                      f"{row.state.rfc_name:<14} {accepted}")
     return "\n".join(lines)
-
-
-def _check_port(port: object) -> None:
-    if isinstance(port, bool) or not isinstance(port, int):
-        raise TypeError(f"port must be an int, got {type(port).__name__}: pass e.g. server.port")
-    if not 0 < port < 65536:
-        raise ValueError(f"port {port} is out of range: TCP ports are 1..65535")

@@ -3,6 +3,8 @@
 These platforms have no /proc/net/tcp and no Linux TCP_INFO. psutil lists the system's
 TCP connections with their states; what it cannot tell (the accept queue, connections
 that belong to no process on some platforms) is reported as an error, never made up.
+A reader like the others: `lookup` decides when it is used; it calls no other reader and
+only borrows the row type of `proc_tcp`, so the two rows compare alike.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ import socket
 import sys
 
 from ..model.states import TcpState
+from .proc_tcp import TcpSocketRow
 
 _PSUTIL_STATES = {
     "ESTABLISHED": TcpState.ESTABLISHED,
@@ -52,10 +55,8 @@ def _connections():
         ) from None
 
 
-def tcp_sockets_from_psutil(port: int | None = None):
-    """Rows like procnet.TcpSocketRow built from psutil (queues, timers and inodes unknown: 0)."""
-    from .proc_tcp import TcpSocketRow
-
+def tcp_sockets_from_psutil(port: int | None = None) -> list[TcpSocketRow]:
+    """Rows like /proc/net/tcp's built from psutil (queues, timers and inodes unknown: 0)."""
     rows = []
     for conn in _connections():
         local = tuple(conn.laddr) if conn.laddr else ("", 0)

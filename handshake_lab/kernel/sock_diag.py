@@ -17,6 +17,7 @@ import socket
 import struct
 from typing import NamedTuple
 
+from ..model.addresses import Address, family_of
 from ..model.states import TcpState
 from .recvmmsg import DatagramReceiver
 
@@ -41,8 +42,6 @@ _ERROR = struct.Struct("=i")  # struct nlmsgerr begins with the negative errno
 _STATES = {state.code: state for state in TcpState}
 _REPLY_INODE_OFFSET = 4 + 48 + 16  # after family..retrans, the sockid, expires..uid
 
-Endpoint = tuple[str, int]
-
 
 @functools.lru_cache(maxsize=256)
 def _packed_address(family: int, host: str) -> bytes:
@@ -61,7 +60,7 @@ class Request(NamedTuple):
 def _template(local_host: str, remote_host: str) -> tuple[bytes, bytes, bytes]:
     """The request for this pair of hosts cut around the sequence number and the ports, the
     only parts that change from one connection to the next."""
-    family = socket.AF_INET6 if ":" in local_host else socket.AF_INET
+    family = family_of(local_host)
     whole = _REQUEST.pack(
         _REQUEST.size, _SOCK_DIAG_BY_FAMILY, _NLM_F_REQUEST, 0, 0,
         family, socket.IPPROTO_TCP, 0, 0xFFFFFFFF, 0, 0,
@@ -72,7 +71,7 @@ def _template(local_host: str, remote_host: str) -> tuple[bytes, bytes, bytes]:
         whole[_PORTS_OFFSET + 4:]
 
 
-def _request(sequence: int, local: Endpoint, remote: Endpoint) -> Request:
+def _request(sequence: int, local: Address, remote: Address) -> Request:
     before, between, after = _template(local[0], remote[0])
     message = _FILLED.pack(before, sequence, between, socket.htons(local[1]),
                            socket.htons(remote[1]), after)
@@ -112,18 +111,18 @@ class SockDiag:
             return False
         return True
 
-    def lookup(self, local: Endpoint, remote: Endpoint) -> tuple[TcpState, int] | None:
+    def lookup(self, local: Address, remote: Address) -> tuple[TcpState, int] | None:
         """The (state, inode) of the connection local -> remote, or None if the kernel has none.
 
         The inode is 0 for a connection no process holds a descriptor for yet (or any more).
         """
         return self.lookup_many([(local, remote)])[0]
 
-    def lookup_many(self, pairs: list[tuple[Endpoint, Endpoint]]) -> list:
+    def lookup_many(self, pairs: list[tuple[Address, Address]]) -> list:
         """lookup() for many connections, sent in batches."""
         return self.lookup_requests([self.request(local, remote) for local, remote in pairs])
 
-    def request(self, local: Endpoint, remote: Endpoint) -> Request:
+    def request(self, local: Address, remote: Address) -> Request:
         """A prepared lookup of local -> remote, to keep and pass to lookup_requests."""
         self._sequence += 1
         return _request(self._sequence, local, remote)

@@ -4,7 +4,8 @@ struct tcp_info (include/uapi/linux/tcp.h) begins with eight bytes (tcpi_state f
 then 32-bit fields: rto, ato, snd_mss, rcv_mss, unacked, sacked, ... On a LISTEN socket
 the kernel reuses unacked for the accept-queue length and sacked for its maximum.
 `wait_for_syn_retransmit` is the one function here that waits: it polls, bounded by a timeout.
-Linux only; other platforms go through portable.py (psutil) or say what they cannot show.
+Linux only, and it never falls back to another reader: `lookup` chooses psutil on other
+platforms, and `accept_queue` says what they cannot show.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ import time
 from typing import NamedTuple
 
 from ..model.states import TcpState
-from ..timeouts import KERNEL_TIMER_TIMEOUT
+from ..timeouts import KERNEL_TIMER_TIMEOUT, poll_until
 
 _TCP_INFO_HEAD = struct.Struct("8B24I")
 _UNACKED, _SACKED, _RETRANSMITS = 12, 13, 2
@@ -49,22 +50,21 @@ def has_tcp_info() -> bool:
     return sys.platform.startswith("linux") and hasattr(socket, "TCP_INFO")
 
 
-def socket_state(sock: socket.socket) -> TcpState:
-    """The TCP state of `sock` as the kernel sees it right now.
+def read_state(sock: socket.socket) -> TcpState:
+    """The TCP state of `sock` as the kernel sees it right now (Linux's TCP_INFO).
 
     A socket that was created but never connected or listened is CLOSED.
     """
-    if not has_tcp_info():
-        from .psutil_states import socket_state_from_psutil
-
-        return socket_state_from_psutil(sock)
     return TcpState.from_code(_tcp_info(sock)[0])
 
 
-def state_and_queue(sock: socket.socket) -> tuple[TcpState, AcceptQueue]:
-    """The state and, for a listener, the accept queue, in one getsockopt (for the recorder)."""
+def state_and_queue(sock: socket.socket) -> tuple[TcpState, AcceptQueue | None]:
+    """The state and, for a listener only, its accept queue, in one getsockopt (for sampling)."""
     info = _tcp_info(sock)
-    return TcpState.from_code(info[0]), AcceptQueue(info[_UNACKED], info[_SACKED])
+    state = TcpState.from_code(info[0])
+    if state is TcpState.LISTEN:
+        return state, AcceptQueue(info[_UNACKED], info[_SACKED])
+    return state, None
 
 
 def syn_retransmits(sock: socket.socket) -> int:
@@ -80,12 +80,11 @@ def wait_for_syn_retransmit(sock: socket.socket, started: float, *,
     from it until the retransmission count became 1 (the polling adds at most
     RETRANSMIT_POLL_INTERVAL). Raises TimeoutError after `timeout` seconds from `started`.
     """
-    deadline = started + timeout
-    while syn_retransmits(sock) < 1:
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"the kernel did not retransmit the SYN within {timeout} s: "
-                               "is the socket still in SYN-SENT, its SYN unanswered?")
-        time.sleep(RETRANSMIT_POLL_INTERVAL)
+    left = max(0.0, started + timeout - time.monotonic())
+    if not poll_until(lambda: syn_retransmits(sock) >= 1, timeout=left,
+                      interval=RETRANSMIT_POLL_INTERVAL):
+        raise TimeoutError(f"the kernel did not retransmit the SYN within {timeout} s: "
+                           "is the socket still in SYN-SENT, its SYN unanswered?")
     return time.monotonic() - started
 
 

@@ -1,10 +1,15 @@
 """The recorder's events and what can be computed from them, with no sockets and no clock.
 
-An Event is one thing that happened at a monotonic time in nanoseconds: a socket call
-made ("call"), returning ("return") or raising ("error"), or a change of kernel state seen
-on one socket ("state"). A Recording is the ordered list of them; from it come the state
-spans and call spans that the plots draw, the text timeline the command line prints and a
-listener's accept-queue lengths. Events round-trip through JSON.
+An Event is one thing that happened at a monotonic time in nanoseconds on one lane (one
+socket): a socket call made ("call"), returning ("return") or raising ("error"), or a change
+of kernel state ("state"). A call's `detail` is words for a reader (what it returned, the
+error). A state event carries typed fields, never words to parse back: `state` (a TcpState),
+`accepted` (False for the server's side of a connection no accept() has taken yet), `queue`
+(a listener's accept queue) and `gone` (the connection has left the kernel: its state is
+then CLOSED); `describe_lane` is the one place those fields become words. A Recording is
+the ordered list of events; from it come the state spans and call spans the plots draw, the
+text timeline the command line prints and a listener's accept-queue lengths. A Recording
+round-trips through JSON, states by their Linux names.
 """
 
 from __future__ import annotations
@@ -20,24 +25,74 @@ CALL, RETURN, ERROR, STATE = "call", "return", "error", "state"
 KINDS = (CALL, RETURN, ERROR, STATE)
 
 
+class _KernelFields:
+    """What a lane state, a state event and a state span say with accepted, queue and gone."""
+
+    __slots__ = ()
+    accepted: bool
+    queue: AcceptQueue | None
+    gone: bool
+
+    @property
+    def note(self) -> str:
+        """What a learner reads beside the state: the queue, 'not accepted', or 'gone'."""
+        return describe_lane(self.queue, self.accepted, self.gone)
+
+    @property
+    def awaiting_accept(self) -> bool:
+        """The server's side of a connection the kernel holds and no accept() has taken yet."""
+        return not self.accepted and not self.gone
+
+
 @dataclasses.dataclass(frozen=True)
-class Event:
-    """One call, return, error or kernel state change on one lane (one socket)."""
+class Event(_KernelFields):
+    """One call, return, error or kernel state change on one lane (one socket).
+
+    A call's `name` is the call (``connect()``) and `detail` what it returned or raised. A
+    state event is named by its state's Linux name and has no detail: make it with
+    `Event.of_state`, or give ``state=`` (and ``accepted``, ``queue``, ``gone``).
+    """
 
     time_ns: int
     kind: str
     lane: str
-    name: str
+    name: str = ""
     actor: str = "kernel"
     detail: str = ""
+    state: TcpState | None = None
+    accepted: bool = True
+    queue: AcceptQueue | None = None
+    gone: bool = False
 
     def __post_init__(self) -> None:
         if self.kind not in KINDS:
             raise ValueError(f"event kind must be one of {KINDS}, got {self.kind!r}")
+        if self.kind != STATE:
+            if self.state is not None or self.queue is not None or self.gone or not self.accepted:
+                raise ValueError("only a state event has state, accepted, queue and gone fields")
+            return
+        if not isinstance(self.state, TcpState):
+            raise ValueError(f"a state event needs state=TcpState.<NAME>, got {self.state!r}")
+        if self.name not in ("", self.state.linux_name):
+            raise ValueError(f"a state event is named by its state, {self.state.linux_name!r}, "
+                             f"not {self.name!r}")
+        if self.detail:
+            raise ValueError("a state event has no detail: its accepted, queue and gone "
+                             "fields say it")
+        if self.queue is not None and self.state is not TcpState.LISTEN:
+            raise ValueError(f"only a LISTEN socket has an accept queue, not {self.state.name}")
+        object.__setattr__(self, "name", self.state.linux_name)
+
+    @classmethod
+    def of_state(cls, time_ns: int, lane: str, state: TcpState, *, accepted: bool = True,
+                 queue: AcceptQueue | None = None, gone: bool = False) -> Event:
+        """A kernel state change seen on `lane`."""
+        return cls(time_ns, STATE, lane, state.linux_name, "kernel", "", state, accepted,
+                   queue, gone)
 
 
 @dataclasses.dataclass(frozen=True)
-class LaneState:
+class LaneState(_KernelFields):
     """One lane's socket as the kernel last reported it.
 
     ``queue`` is a listener's accept queue; ``accepted`` is False for the server's side of a
@@ -51,11 +106,6 @@ class LaneState:
     queue: AcceptQueue | None = None
     gone: bool = False
 
-    @property
-    def note(self) -> str:
-        """What a learner reads beside the state: the queue, 'not accepted', or 'gone'."""
-        return describe_lane(self.queue, self.accepted, self.gone)
-
 
 def describe_lane(queue: AcceptQueue | None, accepted: bool, gone: bool) -> str:
     """The words for a lane's queue, accepted and gone fields ('' when there is nothing)."""
@@ -67,14 +117,16 @@ def describe_lane(queue: AcceptQueue | None, accepted: bool, gone: bool) -> str:
 
 
 @dataclasses.dataclass(frozen=True)
-class StateSpan:
-    """A lane held `state` (a Linux name such as SYN_SENT) from start_ns until end_ns."""
+class StateSpan(_KernelFields):
+    """A lane held `state` (with these accepted, queue and gone fields) from start_ns to end_ns."""
 
     lane: str
-    state: str
+    state: TcpState
     start_ns: int
     end_ns: int
-    detail: str = ""
+    accepted: bool = True
+    queue: AcceptQueue | None = None
+    gone: bool = False
 
 
 @dataclasses.dataclass(frozen=True)
@@ -140,23 +192,13 @@ class Recording:
         return sorted(spans, key=lambda span: span.call_ns)
 
     def states_of(self, lane: str) -> list[str]:
-        """The states a lane went through, in order (Linux names)."""
+        """The states a lane went through, in order, by the Linux names ss prints."""
         return [e.name for e in self.events if e.kind == STATE and e.lane == lane]
 
     def queue_lengths(self, lane: str = "listener") -> list[int]:
-        """The accept-queue lengths seen on a listener's lane, in time order.
-
-        The recorder writes a LISTEN socket's accept queue in its state event's detail as
-        'queue LENGTH/MAXIMUM'; other events, and LISTEN events without it, are skipped.
-        """
-        lengths = []
-        for event in self.events:
-            if event.kind != STATE or event.lane != lane or event.name != "LISTEN":
-                continue
-            words = event.detail.split()
-            if len(words) == 2 and words[0] == "queue" and "/" in words[1]:
-                lengths.append(int(words[1].split("/")[0]))
-        return lengths
+        """The accept-queue lengths seen on a listener's lane, in time order."""
+        return [e.queue.length for e in self.events
+                if e.kind == STATE and e.lane == lane and e.queue is not None]
 
     def first(self, kind: str, lane: str, name: str) -> Event | None:
         """The first event of this kind, lane and name, or None."""
@@ -167,13 +209,13 @@ class Recording:
         return json.dumps({
             "start_ns": self.start_ns,
             "end_ns": self.end_ns,
-            "events": [dataclasses.asdict(event) for event in self.events],
+            "events": [_event_to_dict(event) for event in self.events],
         })
 
     @classmethod
     def from_json(cls, text: str) -> Recording:
         data = json.loads(text)
-        return cls(tuple(Event(**event) for event in data["events"]),
+        return cls(tuple(_event_from_dict(event) for event in data["events"]),
                    data["start_ns"], data["end_ns"])
 
     def as_text(self) -> str:
@@ -185,11 +227,30 @@ class Recording:
                 CALL: f"{event.name} called",
                 RETURN: f"{event.name} returned {event.detail}".rstrip(),
                 ERROR: f"{event.name} raised {event.detail}",
-                STATE: f"state {event.name} {event.detail}".rstrip(),
+                STATE: f"state {event.name} {event.note}".rstrip(),
             }[event.kind]
             lines.append(f"{milliseconds:8.3f} ms  {event.lane:<10} {event.actor:<7} {what}")
         return "\n".join(lines)
 
 
 def _span(event: Event, end_ns: int) -> StateSpan:
-    return StateSpan(event.lane, event.name, event.time_ns, end_ns, event.detail)
+    return StateSpan(event.lane, event.state, event.time_ns, end_ns, event.accepted,
+                     event.queue, event.gone)
+
+
+def _event_to_dict(event: Event) -> dict:
+    fields = {"time_ns": event.time_ns, "kind": event.kind, "lane": event.lane,
+              "name": event.name, "actor": event.actor, "detail": event.detail}
+    if event.kind == STATE:
+        fields.update(state=event.state.linux_name, accepted=event.accepted, gone=event.gone,
+                      queue=None if event.queue is None else list(event.queue))
+    return fields
+
+
+def _event_from_dict(fields: dict) -> Event:
+    fields = dict(fields)
+    if fields.get("state") is not None:
+        fields["state"] = TcpState.from_name(fields["state"])
+        if fields.get("queue") is not None:
+            fields["queue"] = AcceptQueue(*fields["queue"])
+    return Event(**fields)

@@ -2,13 +2,14 @@
 
 `with Recorder() as recorder:` subscribes it to the trace hook (`net.trace`): the helpers
 in `net` report every call they make to it (call, return or error, with the actor and a monotonic
-time in nanoseconds) and register the sockets they open. A sampler thread then asks the
-kernel for the state of each registered connection about every millisecond, only while
-recording, and records each change. Rules:
+time in nanoseconds) and register the sockets they open. A sampler thread (a `Background`)
+then asks the kernel for the state of each registered connection about every millisecond,
+only while recording, and records each change as a typed state event. Rules:
 
-- States come from the kernel: TCP_INFO for a socket we hold, an exact NETLINK_SOCK_DIAG
-  lookup by addresses for one we do not (not yet accepted, or already closed). Neither
-  cost grows with unrelated sockets on the machine; /proc/net/tcp is the fallback.
+- Where a state comes from is `kernel.lookup`'s choice, not the recorder's: its
+  `ConnectionLookup` reads a socket we hold (TCP_INFO on Linux) and finds the others by
+  their addresses (not yet accepted, or already closed) with prepared sock_diag requests,
+  one recvmmsg per batch. Neither cost grows with unrelated sockets on the machine.
 - A connection that reached TIME_WAIT or left the kernel is no longer polled: TIME_WAIT
   lasts 60 s on Linux, longer than any recording here.
 - The lane of the server's side of a connection exists from the moment the client's
@@ -26,21 +27,23 @@ import socket
 import threading
 import time
 
-from ..kernel import tcp_info as tcpinfo
-from ..kernel.sock_diag import SockDiag
+from ..kernel.lookup import ConnectionLookup
 from ..kernel.tcp_info import AcceptQueue
 from ..model.states import TcpState
+from ..net.background import Background
 from ..net.trace import tracing
-from ..timeouts import SAMPLE_INTERVAL, THREAD_JOIN_TIMEOUT
-from .events import CALL, ERROR, RETURN, STATE, Event, LaneState, Recording, describe_lane
+from ..timeouts import SAMPLE_INTERVAL
+from .events import CALL, ERROR, RETURN, STATE, Event, LaneState, Recording
 
 _now = time.monotonic_ns  # bound once: it is called for every event
+
 
 class _Lane:
     """One socket on the timeline and how to ask the kernel about it."""
 
     __slots__ = ("name", "number", "role", "actor", "sock", "local", "remote", "state",
-                 "detail", "queue", "gone", "accepted", "done", "peer_added", "peer", "request")
+                 "queue", "gone", "accepted", "recorded", "done", "peer_added", "peer",
+                 "request")
 
     def __init__(self, name: str, number: int, role: str, sock: socket.socket | None,
                  local=None, remote=None) -> None:
@@ -48,14 +51,14 @@ class _Lane:
         self.actor = "client" if role == "client" else "server"
         self.local, self.remote = local, remote
         self.state: TcpState | None = None
-        self.detail = ""
         self.queue: AcceptQueue | None = None
         self.gone = False
         self.accepted = role != "server"
+        self.recorded: tuple | None = None  # the fields of its last state event
         self.done = False
         self.peer_added = False
         self.peer: _Lane | None = None  # for the server's side: the client's lane
-        self.request = None  # the prepared sock_diag lookup of its addresses
+        self.request = None  # its prepared lookup by addresses (ConnectionLookup.prepare)
 
 
 class Recorder:
@@ -78,59 +81,47 @@ class Recorder:
         self._counts: dict[str, int] = {}
         self._lock = threading.RLock()  # guards the lane lists
         self._sample_lock = threading.Lock()  # one sampling pass at a time
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
-        self._diag: SockDiag | None = None
-        self._sampler_error: BaseException | None = None
+        self._background: Background | None = None
+        self._lookup: ConnectionLookup | None = None
         self._start_ns = self._end_ns = 0
         self._finished = False
         self._stopped = False
         self._tracing: contextlib.AbstractContextManager | None = None
-        self._tcp_info = tcpinfo.has_tcp_info()  # else psutil reads the states (macOS, Windows)
 
     # -- lifetime -------------------------------------------------------------------
     def __enter__(self) -> Recorder:
-        if self._finished or self._thread is not None:
+        if self._finished or self._background is not None:
             raise RuntimeError("this Recorder has already recorded: make a new Recorder()")
         if self.follow_helpers:
             # Nested recorders: the inner one hears the calls until it stops.
             self._tracing = tracing(self)
             self._tracing.__enter__()
-        try:
-            self._diag = SockDiag() if hasattr(socket, "AF_NETLINK") else None
-        except OSError:
-            self._diag = None  # falls back to /proc/net/tcp
+        self._lookup = ConnectionLookup()
         self._start_ns = time.monotonic_ns()
-        self._thread = threading.Thread(target=self._run, name="handshake-lab-recorder",
-                                        daemon=True)
-        self._thread.start()
+        self._background = Background("recorder")
+        self._background.start(self._run, name="recorder")
         return self
 
     def __exit__(self, *exc_info: object) -> None:
         self.stop()
 
     def stop(self) -> Recording:
-        """Stop sampling (idempotent) and return the recording."""
-        if not self._finished and self._thread is not None:
+        """Stop sampling (idempotent) and return the recording.
+
+        An error in the sampler thread, or a sampler that does not stop, is a RuntimeError.
+        """
+        if not self._finished and self._background is not None:
             self._finished = True
-            self._stop.set()
-            self._thread.join(THREAD_JOIN_TIMEOUT)
             try:
-                if self._thread.is_alive():
-                    raise RuntimeError("the recorder's sampler thread did not stop in "
-                                       f"{THREAD_JOIN_TIMEOUT} s")
-                if self._sampler_error is None:
-                    self.sample()
+                self._background.close()  # joins the sampler; raises what went wrong in it
+                self.sample()
             finally:
                 self._end_ns = time.monotonic_ns()
                 self._stopped = True  # sample() is a no-op from now on
-                if self._diag is not None:
-                    self._diag.close()
+                self._lookup.close()
                 if self._tracing is not None:
                     with contextlib.suppress(ValueError):  # stopped from another context
                         self._tracing.__exit__(None, None, None)
-            if self._sampler_error is not None:
-                raise RuntimeError("the recorder's sampler failed") from self._sampler_error
         return self.recording
 
     @property
@@ -141,11 +132,12 @@ class Recorder:
         return Recording.from_events(events, self._start_ns, end_ns)
 
     def _run(self) -> None:
-        try:
-            while not self._stop.wait(self.interval):
-                self.sample()
-        except BaseException as error:  # handed to the caller in stop()
-            self._sampler_error = error
+        # A steady beat from the start, even with nothing to poll yet: a beat that started
+        # with the first socket would sample in step with the caller's first calls, and
+        # miss more of the states that last about one interval.
+        stopping = self._background.stopping
+        while not stopping.wait(self.interval):
+            self.sample()
 
     # -- what the helpers report ----------------------------------------------------
     def call(self, actor: str, lane: str, name: str) -> None:
@@ -207,17 +199,19 @@ class Recorder:
             self._lane_of_socket[id(sock)] = lane
         return lane.name
 
-    def _add_server_side(self, lane: _Lane, local) -> None:
+    def _add_server_side(self, lane: _Lane, local) -> bool:
         """The kernel builds the server's side of a connection before any accept(): track it.
 
         Both the caller's thread (right after connect() starts) and the sampler thread (for
-        a client still blocked in connect()) may get here first: the lock makes it once."""
+        a client still blocked in connect()) may get here first: the lock makes it once.
+        True for the call that added it."""
         with self._lock:
             if lane.peer_added:
-                return
+                return False
             lane.local, lane.peer_added = local, True
             peer = self._new_lane("server", None, lane.remote, local, number=lane.number)
             peer.peer = lane
+            return True
 
     def _resolve_local(self, lane: _Lane) -> None:
         """For a client blocked in connect(): read its port from the kernel."""
@@ -231,12 +225,14 @@ class Recorder:
     def sample(self) -> None:
         """Ask the kernel for the state of every lane still alive; record the changes."""
         with self._sample_lock:
-            if not self._stopped:
+            if not self._stopped and self._lookup is not None:  # between enter and stop
                 self._sample_unlocked()
 
     def _sample_unlocked(self) -> None:
         with self._lock:
             lanes = list(self._live_lanes)
+        lookup = self._lookup
+        held = lookup.held
         by_address = []
         retired = False
         for lane in lanes:
@@ -253,18 +249,14 @@ class Recorder:
                 if lane.role == "listener":
                     retired |= self._observe(lane, TcpState.CLOSED)
                 elif lane.local is not None:
+                    if lane.request is None:
+                        lane.request = lookup.prepare(lane.local, lane.remote)
                     by_address.append(lane)
-            elif self._tcp_info:
-                state, queue = tcpinfo.state_and_queue(sock)
-                retired |= self._observe(lane, state,
-                                         queue if state is TcpState.LISTEN else None)
             else:
-                retired |= self._observe(lane, tcpinfo.socket_state(sock))  # psutil
-        for lane, result in zip(by_address, self._lookup_many(by_address), strict=True):
-            if result is None:
-                retired |= self._observe(lane, None)
-            else:
-                retired |= self._observe(lane, result[0])
+                retired |= self._observe(lane, *held(sock))
+        found = lookup.states([lane.request for lane in by_address])
+        for lane, result in zip(by_address, found, strict=True):
+            retired |= self._observe(lane, None if result is None else result[0])
         if retired:
             with self._lock:
                 self._live_lanes = [lane for lane in self._live_lanes if not lane.done]
@@ -279,11 +271,11 @@ class Recorder:
                 lane.done = self._closed(lane) and (lane.peer is None or self._closed(lane.peer))
                 return lane.done
             state, lane.gone = TcpState.CLOSED, True
-        detail = describe_lane(queue, lane.accepted, lane.gone)
-        if state is not lane.state or queue != lane.queue or detail != lane.detail:
-            lane.state, lane.queue, lane.detail = state, queue, detail
-            self._events.append((_now(), STATE, lane.name, state.linux_name,
-                                 "kernel", detail))
+        fields = (state, lane.accepted, queue, lane.gone)
+        if fields != lane.recorded:
+            lane.recorded, lane.state, lane.queue = fields, state, queue
+            self._events.append((_now(), STATE, lane.name, state.linux_name, "kernel", "",
+                                 *fields))
         # TIME_WAIT only ends by the kernel's timer; CLOSED is final once no socket of ours
         # can reopen it (a fresh, unconnected socket is CLOSED too, until listen or connect).
         if state is TcpState.TIME_WAIT or (state is TcpState.CLOSED and self._closed(lane)):
@@ -294,24 +286,8 @@ class Recorder:
     def _closed(lane: _Lane) -> bool:
         return lane.sock is None or lane.sock.fileno() < 0
 
-    def _lookup_many(self, lanes: list[_Lane]):
-        if not lanes:
-            return []
-        if self._diag is not None:
-            for lane in lanes:
-                if lane.request is None:
-                    lane.request = self._diag.request(lane.local, lane.remote)
-            return self._diag.lookup_requests([lane.request for lane in lanes])
-        from ..kernel.proc_tcp import find_rows, tcp_sockets
-
-        results = []
-        for local, remote in ((lane.local, lane.remote) for lane in lanes):
-            rows = find_rows(tcp_sockets(local[1]), local, remote)
-            results.append((rows[0].state, rows[0].inode) if rows else None)
-        return results
-
     # -- a snapshot for the stepper ------------------------------------------------
-    def lane_states(self) -> list[tuple[str, TcpState | None, str, bool]]:
+    def lane_states(self) -> list[LaneState]:
         """Every lane's last seen state, after sampling once now."""
         self.sample()
         with self._lock:

@@ -17,7 +17,8 @@ from __future__ import annotations
 import html
 import threading
 
-from ..stepper.engine import SCENARIOS, Snapshot, Stepper
+from ..stepper.engine import Snapshot, Stepper
+from ..stepper.scenarios import SCENARIOS
 from .timeline_plot import timeline_png
 
 
@@ -28,11 +29,9 @@ def socket_table_html(snapshot: Snapshot) -> str:
         state = view.state.linux_name if view.state else "none"
         if view.state is None:
             shown = "<i>not in the kernel</i>"
-        elif view.state.rfc_name == view.state.linux_name:
-            shown = view.state.rfc_name
         else:
-            shown = f"{view.state.rfc_name} <code>{view.state.linux_name}</code>"
-        if view.gone or view.accepted:
+            shown = html.escape(view.state.display_name)
+        if not view.awaiting_accept:
             notes = [view.note] if view.note else []
         else:
             notes = ["in the kernel, not yet accepted" if view.state else "no server side"]

@@ -3,7 +3,7 @@
 Each lane (the listener, each client, the server's side of each connection) is a row, in
 ``Recording.lanes()`` order. Coloured bars are the states the kernel reported, one colour per
 state wherever it appears; a server-side span the kernel held before ``accept()`` returned
-(detail 'not accepted') is drawn lighter and hatched, so the connection can be seen ESTABLISHED
+(``span.awaiting_accept``) is drawn lighter and hatched, so the connection can be seen ESTABLISHED
 before anyone accepted it. Each socket call is a line on its lane from a filled triangle (made)
 to a bar (returned), or to an open circle at the end of the recording if it is still blocked.
 Rules: matplotlib is imported only inside the functions (``import handshake_lab.timeline_plot``
@@ -38,7 +38,6 @@ STATE_COLOURS = {
 }
 UNKNOWN_STATE_COLOUR = "#FFFFFF"
 CALL_COLOUR = "#000000"
-NOT_ACCEPTED = "not accepted"  # the recorder's detail for a server side before accept()
 NOT_ACCEPTED_HATCH = "////"
 NOT_ACCEPTED_LABEL = "hatched: in the kernel, not yet accept()ed"
 MICROSECONDS_BELOW_NS = 2_000_000  # a recording shorter than 2 ms is drawn in µs
@@ -82,27 +81,25 @@ class TimelineArtists:
         return figure_png(self.figure)
 
 
-def state_label(name: str) -> str:
-    """The legend's text for a Linux state name: RFC 9293 name, then Linux's if it differs."""
+def state_label(name: TcpState | str) -> str:
+    """The legend's text for a state (or its name): RFC 9293's name, then Linux's if it differs."""
     state = _state(name)
-    if state is None:
-        return name
-    if state.rfc_name == state.linux_name:
-        return state.rfc_name
-    return f"{state.rfc_name} ({state.linux_name})"
+    return str(name) if state is None else state.display_name
 
 
-def state_colour(name: str) -> str:
-    """The fixed colour of a state (a Linux, RFC or enum name)."""
+def state_colour(name: TcpState | str) -> str:
+    """The fixed colour of a state (or of a Linux, RFC or enum name)."""
     state = _state(name)
     return STATE_COLOURS[state] if state is not None else UNKNOWN_STATE_COLOUR
 
 
-def _state(name: str) -> TcpState | None:
+def _state(name: TcpState | str) -> TcpState | None:
+    if isinstance(name, TcpState):
+        return name
     try:
         return TcpState.from_name(name)
     except ValueError:
-        return None  # drawn white and labelled with the name as recorded
+        return None  # drawn white and labelled with the name as given
 
 
 def _lighter(colour: str, amount: float = 0.55) -> tuple[float, float, float]:
@@ -131,12 +128,12 @@ def plot_timeline(recording: Recording, ax=None, *, title: str | None = None) ->
 
     bars: dict[str, list] = {lane: [] for lane in lanes}
     spans: dict[str, list[StateSpan]] = {lane: [] for lane in lanes}
-    states_seen: dict[str, None] = {}
+    states_seen: dict[TcpState, None] = {}
     any_not_accepted = False
     for span in recording.state_spans():
         row = row_of[span.lane]
         colour = state_colour(span.state)
-        not_accepted = span.detail == NOT_ACCEPTED
+        not_accepted = span.awaiting_accept
         any_not_accepted |= not_accepted
         style = {"facecolors": colour, "edgecolors": "white", "linewidth": 0.8}
         if not_accepted:  # a patch's hatch takes its edge colour
@@ -200,9 +197,9 @@ def plot_timeline(recording: Recording, ax=None, *, title: str | None = None) ->
                 ha="center", va="center", color="#555555")
 
     legend = None
-    order = {state.linux_name: index for index, state in enumerate(STATE_COLOURS)}
-    handles = [Patch(facecolor=state_colour(name), edgecolor="white", label=state_label(name))
-               for name in sorted(states_seen, key=lambda name: order.get(name, len(order)))]
+    order = list(STATE_COLOURS)
+    handles = [Patch(facecolor=state_colour(state), edgecolor="white", label=state_label(state))
+               for state in sorted(states_seen, key=order.index)]
     if any_not_accepted:
         handles.append(Patch(facecolor="white", edgecolor="#555555", hatch=NOT_ACCEPTED_HATCH,
                              label=NOT_ACCEPTED_LABEL))
