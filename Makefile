@@ -27,6 +27,7 @@ test: lint notebooks-check test-package test-notebooks test-browser
 
 lint: $(STAMP)
 	$(BIN)/ruff check handshake_lab tests benchmarks tools notebooks
+	$(BIN)/ruff format --check handshake_lab tests benchmarks tools
 
 notebooks-check: $(STAMP)
 	$(BIN)/python tools/notebooks.py check

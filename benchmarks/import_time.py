@@ -14,9 +14,11 @@ import sys
 import time
 
 BOUND_MS = 50.0
-CHECK = ("import sys, handshake_lab; "
-         "heavy = [m for m in ('matplotlib', 'ipywidgets', 'numpy') if m in sys.modules]; "
-         "print(','.join(heavy))")
+CHECK = (
+    "import sys, handshake_lab; "
+    "heavy = [m for m in ('matplotlib', 'ipywidgets', 'numpy') if m in sys.modules]; "
+    "print(','.join(heavy))"
+)
 
 
 def start_time(code: str) -> float:
@@ -34,8 +36,9 @@ def main() -> int:
         bare.append(start_time("pass"))
         with_lab.append(start_time("import handshake_lab"))
     added = statistics.median(with_lab) - statistics.median(bare)
-    heavy = subprocess.run([sys.executable, "-c", CHECK], check=True, capture_output=True,
-                           text=True, timeout=60).stdout.strip()
+    heavy = subprocess.run(
+        [sys.executable, "-c", CHECK], check=True, capture_output=True, text=True, timeout=60
+    ).stdout.strip()
     print(f"bare interpreter start:        {statistics.median(bare):6.1f} ms (median)")
     print(f"with import handshake_lab:     {statistics.median(with_lab):6.1f} ms (median)")
     print(f"added by the import:           {added:6.1f} ms (bound {BOUND_MS:g} ms)")

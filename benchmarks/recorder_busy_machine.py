@@ -70,8 +70,10 @@ def main() -> int:
     busy, busy_proc = sample_cost_us(), proc_read_ms()
     print(f"TIME_WAIT rows: {before_rows} -> {busy_rows}")
     print(f"Recorder.sample():        {quiet:7.1f} µs -> {busy:7.1f} µs  ({busy / quiet:.2f}x)")
-    print(f"reading /proc/net/tcp:    {quiet_proc:7.2f} ms -> {busy_proc:7.2f} ms  "
-          f"({busy_proc / quiet_proc:.1f}x, for contrast)")
+    print(
+        f"reading /proc/net/tcp:    {quiet_proc:7.2f} ms -> {busy_proc:7.2f} ms  "
+        f"({busy_proc / quiet_proc:.1f}x, for contrast)"
+    )
     ok = busy / quiet <= BOUND
     print("OK: the recorder's cost does not grow" if ok else "GREW")
     return 0 if ok else 1

@@ -68,10 +68,14 @@ def main() -> int:
     cycles = per_round * args.rounds
     ratio = recorded / bare
     print(f"bare sockets:             {bare / cycles * 1e6:6.1f} µs per cycle")
-    print(f"helpers + Recorder:       {recorded / cycles * 1e6:6.1f} µs per cycle "
-          f"({events} events recorded)")
-    print(f"per round: {min(round_ratios):.2f}x to {max(round_ratios):.2f}x "
-          f"(median {statistics.median(round_ratios):.2f}x): this machine's noise")
+    print(
+        f"helpers + Recorder:       {recorded / cycles * 1e6:6.1f} µs per cycle "
+        f"({events} events recorded)"
+    )
+    print(
+        f"per round: {min(round_ratios):.2f}x to {max(round_ratios):.2f}x "
+        f"(median {statistics.median(round_ratios):.2f}x): this machine's noise"
+    )
     print(f"ratio: {ratio:.2f}x (bound {BOUND}x) {'OK' if ratio <= BOUND else 'OVER'}")
     return 0 if ratio <= BOUND else 1
 

@@ -26,8 +26,10 @@ def main() -> int:
         print(f"== {name}", flush=True)
         if subprocess.run([sys.executable, str(here / name)], check=False).returncode:
             failed.append(name)
-    print(f"\n{len(BENCHMARKS) - len(failed)} of {len(BENCHMARKS)} benchmarks within their bounds"
-          + (f"; over: {', '.join(failed)}" if failed else ""))
+    print(
+        f"\n{len(BENCHMARKS) - len(failed)} of {len(BENCHMARKS)} benchmarks within their bounds"
+        + (f"; over: {', '.join(failed)}" if failed else "")
+    )
     return 1 if failed else 0
 
 

@@ -35,8 +35,10 @@ def main() -> int:
         print(f"{label:<24} median {statistics.median(values):6.2f} ms")
     median = statistics.median(every)
     p95 = statistics.quantiles(every, n=20)[-1]
-    print(f"all steps: median {median:.2f} ms, 95th percentile {p95:.2f} ms "
-          f"(bound: median {BOUND_MS:g} ms) {'OK' if median <= BOUND_MS else 'OVER'}")
+    print(
+        f"all steps: median {median:.2f} ms, 95th percentile {p95:.2f} ms "
+        f"(bound: median {BOUND_MS:g} ms) {'OK' if median <= BOUND_MS else 'OVER'}"
+    )
     return 0 if median <= BOUND_MS else 1
 
 

@@ -32,8 +32,10 @@ def _demo(_args: argparse.Namespace) -> int:
         recorder.sample()
         close(accepted)
     recording = recorder.recording
-    print(f"One real handshake on {server.host}, recorded "
-          "(times from the start of the recording; states sampled from the kernel):")
+    print(
+        f"One real handshake on {server.host}, recorded "
+        "(times from the start of the recording; states sampled from the kernel):"
+    )
     print(recording.as_text())
     connected = recording.first("return", "client", "connect()")
     accept_call = recording.first("call", "listener", "accept()")
@@ -60,12 +62,14 @@ def _states(args: argparse.Namespace) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m handshake_lab",
-                                     description="Watch TCP handshakes in the real kernel.")
+    parser = argparse.ArgumentParser(
+        prog="python -m handshake_lab", description="Watch TCP handshakes in the real kernel."
+    )
     commands = parser.add_subparsers(dest="command", required=True)
     commands.add_parser("doctor", help="what this machine can show").set_defaults(run=_doctor)
     commands.add_parser("demo", help="one recorded handshake as a text timeline").set_defaults(
-        run=_demo)
+        run=_demo
+    )
     states = commands.add_parser("states", help="the kernel's TCP table (a small ss)")
     states.add_argument("--port", type=int, help="only sockets with this local or remote port")
     states.add_argument("--json", action="store_true", help="print JSON")

@@ -37,19 +37,31 @@ def _proc_net_tcp() -> Capability:
         with open("/proc/net/tcp", encoding="ascii") as file:
             file.readline()
     except OSError as error:
-        return Capability("/proc/net/tcp", False, f"cannot be read ({error.strerror})",
-                          "states of your own sockets through psutil where it can; "
-                          "not-yet-accepted connections are not shown")
-    return Capability("/proc/net/tcp", True, "readable without privileges: the kernel's "
-                      "TCP table, including connections nobody has accepted yet")
+        return Capability(
+            "/proc/net/tcp",
+            False,
+            f"cannot be read ({error.strerror})",
+            "states of your own sockets through psutil where it can; "
+            "not-yet-accepted connections are not shown",
+        )
+    return Capability(
+        "/proc/net/tcp",
+        True,
+        "readable without privileges: the kernel's "
+        "TCP table, including connections nobody has accepted yet",
+    )
 
 
 def _tcp_info() -> Capability:
     from .kernel.tcp_info import has_tcp_info, read_state
 
     if not has_tcp_info():
-        return Capability("TCP_INFO", False, f"not available on {sys.platform}",
-                          "states from psutil, no accept-queue length")
+        return Capability(
+            "TCP_INFO",
+            False,
+            f"not available on {sys.platform}",
+            "states from psutil, no accept-queue length",
+        )
     with socket.socket() as probe:
         state = read_state(probe)
     return Capability("TCP_INFO", True, f"getsockopt works (a fresh socket reads {state})")
@@ -59,41 +71,71 @@ def _sock_diag() -> Capability:
     from .kernel.sock_diag import SockDiag
 
     if SockDiag.available():
-        return Capability("sock_diag", True, "exact state lookups by address (what `ss` "
-                          "uses): the recorder's cost does not grow with other sockets")
-    return Capability("sock_diag", False, "netlink sock_diag is not allowed here",
-                      "the recorder reads /proc/net/tcp, slower on a busy machine")
+        return Capability(
+            "sock_diag",
+            True,
+            "exact state lookups by address (what `ss` "
+            "uses): the recorder's cost does not grow with other sockets",
+        )
+    return Capability(
+        "sock_diag",
+        False,
+        "netlink sock_diag is not allowed here",
+        "the recorder reads /proc/net/tcp, slower on a busy machine",
+    )
 
 
 def _defer_accept(syncookies: int | None) -> Capability:
     if not hasattr(socket, "TCP_DEFER_ACCEPT"):
-        return Capability("TCP_DEFER_ACCEPT", False, f"not available on {sys.platform}",
-                          "notebook 04 explains SYN-RECEIVED without showing it")
+        return Capability(
+            "TCP_DEFER_ACCEPT",
+            False,
+            f"not available on {sys.platform}",
+            "notebook 04 explains SYN-RECEIVED without showing it",
+        )
     cookies = f"tcp_syncookies={syncookies}"
     if syncookies == 2:
-        return Capability("TCP_DEFER_ACCEPT", False, f"{cookies}: every SYN is answered with a "
-                          "cookie, so the kernel keeps no SYN-RECEIVED state to defer",
-                          "notebook 04 shows the accept queue and says why it cannot show this")
-    return Capability("TCP_DEFER_ACCEPT", True, f"works ({cookies}): a connection can be held "
-                      "in SYN-RECEIVED until the client sends")
+        return Capability(
+            "TCP_DEFER_ACCEPT",
+            False,
+            f"{cookies}: every SYN is answered with a "
+            "cookie, so the kernel keeps no SYN-RECEIVED state to defer",
+            "notebook 04 shows the accept queue and says why it cannot show this",
+        )
+    return Capability(
+        "TCP_DEFER_ACCEPT",
+        True,
+        f"works ({cookies}): a connection can be held in SYN-RECEIVED until the client sends",
+    )
 
 
 def _syn_retries(settings) -> Capability:
-    return Capability("SYN retries", settings.syn_retries is not None,
-                      describe_syn_retries(settings),
-                      "the retry notebook cell is skipped with a sentence saying why")
+    return Capability(
+        "SYN retries",
+        settings.syn_retries is not None,
+        describe_syn_retries(settings),
+        "the retry notebook cell is skipped with a sentence saying why",
+    )
 
 
 def _ipv6_loopback() -> Capability:
     if not socket.has_ipv6:
-        return Capability("IPv6 loopback", False, "Python was built without IPv6",
-                          "every experiment runs on 127.0.0.1")
+        return Capability(
+            "IPv6 loopback",
+            False,
+            "Python was built without IPv6",
+            "every experiment runs on 127.0.0.1",
+        )
     try:
         with socket.socket(socket.AF_INET6) as probe:
             probe.bind(("::1", 0))
     except OSError as error:
-        return Capability("IPv6 loopback", False, f"::1 cannot be bound ({error.strerror})",
-                          "every experiment runs on 127.0.0.1")
+        return Capability(
+            "IPv6 loopback",
+            False,
+            f"::1 cannot be bound ({error.strerror})",
+            "every experiment runs on 127.0.0.1",
+        )
     return Capability("IPv6 loopback", True, "::1 works")
 
 
@@ -104,9 +146,12 @@ def _packet_capture() -> Capability:
     except ImportError as error:  # pragma: no cover - the package always ships capture
         return Capability("packet capture", False, str(error), "kernel states only")
     choice = best_tier()
-    return Capability("packet capture", choice.tier is not Tier.SHIPPED,
-                      f"{choice.tier.value}: {choice.explanation}",
-                      "the capture shipped with the lab, labelled with its date and kernel")
+    return Capability(
+        "packet capture",
+        choice.tier is not Tier.SHIPPED,
+        f"{choice.tier.value}: {choice.explanation}",
+        "the capture shipped with the lab, labelled with its date and kernel",
+    )
 
 
 def doctor() -> list[Capability]:
@@ -117,9 +162,15 @@ def doctor() -> list[Capability]:
     if hasattr(os, "geteuid"):
         identity += ", root" if os.geteuid() == 0 else f", unprivileged (uid {os.geteuid()})"
     is_linux = sys.platform.startswith("linux")
-    report = [Capability("platform", is_linux, identity,
-                         "kernel states through psutil; the Linux-only experiments are skipped, "
-                         "each with a sentence saying why")]
+    report = [
+        Capability(
+            "platform",
+            is_linux,
+            identity,
+            "kernel states through psutil; the Linux-only experiments are skipped, "
+            "each with a sentence saying why",
+        )
+    ]
     report += [_proc_net_tcp(), _tcp_info(), _sock_diag()] if is_linux else [_tcp_info()]
     report += [_defer_accept(settings.syncookies), _syn_retries(settings), _ipv6_loopback()]
     if is_linux:

@@ -37,8 +37,9 @@ KERNEL_TIMER_TIMEOUT = 8.0
 POLL_INTERVAL = 0.001
 
 
-def poll_until(check: Callable[[], _Value], *, timeout: float,
-               interval: float = POLL_INTERVAL) -> _Value:
+def poll_until(
+    check: Callable[[], _Value], *, timeout: float, interval: float = POLL_INTERVAL
+) -> _Value:
     """Call ``check()`` until it returns something truthy or `timeout` seconds have passed.
 
     Returns its last value (falsy when time ran out), so the caller's assert can show what

@@ -29,10 +29,14 @@ _LIBRARY_DATA = tuple({sys.prefix, sys.base_prefix})
 
 def _leaks(threads_before: set, fds_before: dict) -> list[str]:
     threads = [t.name for t in threading.enumerate() if t not in threads_before and t.is_alive()]
-    fds = {fd: target for fd, target in _open_fds().items()
-           if fds_before.get(fd) != target and not target.startswith(_LIBRARY_DATA)}
+    fds = {
+        fd: target
+        for fd, target in _open_fds().items()
+        if fds_before.get(fd) != target and not target.startswith(_LIBRARY_DATA)
+    }
     return [f"thread {name!r}" for name in threads] + [
-        f"fd {fd} -> {target}" for fd, target in sorted(fds.items())]
+        f"fd {fd} -> {target}" for fd, target in sorted(fds.items())
+    ]
 
 
 @pytest.fixture(autouse=True)

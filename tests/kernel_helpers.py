@@ -7,8 +7,13 @@ import time
 from handshake_lab.timeouts import SHORT_TIMEOUT
 
 
-def wait_for(condition, *, timeout: float = SHORT_TIMEOUT, interval: float = 0.001,
-             what: str = "the condition"):
+def wait_for(
+    condition,
+    *,
+    timeout: float = SHORT_TIMEOUT,
+    interval: float = 0.001,
+    what: str = "the condition",
+):
     """Poll `condition()` until it returns something truthy; fail after `timeout` seconds."""
     deadline = time.monotonic() + timeout
     while True:

@@ -86,9 +86,16 @@ def test_a_capture_round_trips_through_json_with_its_frames():
     assert again.states[0][2] is TcpState.SYN_SENT
 
 
-@pytest.mark.parametrize("text", ["", "[]", '{"tier": "live"}', '{"tier": "carrier-pigeon"}',
-                                  '{"tier": "live", "explanation": "", "states": [],'
-                                  ' "frames": [[0, "00"]]}'])
+@pytest.mark.parametrize(
+    "text",
+    [
+        "",
+        "[]",
+        '{"tier": "live"}',
+        '{"tier": "carrier-pigeon"}',
+        '{"tier": "live", "explanation": "", "states": [], "frames": [[0, "00"]]}',
+    ],
+)
 def test_a_broken_capture_json_is_a_value_error(text):
     with pytest.raises(ValueError, match="capture's JSON"):
         Capture.from_json(text, segments=[])
@@ -102,8 +109,9 @@ def test_a_capture_json_without_frames_needs_its_segments():
 
 def test_a_saved_capture_loads_back_as_shipped(tmp_path):
     shipped = load_shipped_capture(slow_motion=True)
-    made = dataclasses.replace(shipped, tier=Tier.NAMESPACE, explanation="made here",
-                               recorded_on=None)
+    made = dataclasses.replace(
+        shipped, tier=Tier.NAMESPACE, explanation="made here", recorded_on=None
+    )
     pcap = save_shipped_capture(made, ("2030-01-02", "9.9.9-lab"), directory=tmp_path)
     assert pcap == tmp_path / "handshake_slow.pcap"
     loaded = load_shipped_capture(slow_motion=True, directory=tmp_path)
@@ -177,11 +185,18 @@ def test_state_samples_keep_each_ends_changes_on_the_epoch_clock():
 
 
 def test_the_namespace_child_imports_the_experiment_not_the_tier_policy():
-    code = ("import sys, handshake_lab.capture.namespace_child as child, "
-            "handshake_lab.capture.experiment; "
-            "print(sorted(m for m in sys.modules if m.startswith('handshake_lab.capture')))")
-    completed = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                               timeout=LOOPBACK_TIMEOUT, check=True)
+    code = (
+        "import sys, handshake_lab.capture.namespace_child as child, "
+        "handshake_lab.capture.experiment; "
+        "print(sorted(m for m in sys.modules if m.startswith('handshake_lab.capture')))"
+    )
+    completed = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        timeout=LOOPBACK_TIMEOUT,
+        check=True,
+    )
     loaded = completed.stdout
     assert "handshake_lab.capture.experiment" in loaded
     assert "handshake_lab.capture.tiers" not in loaded

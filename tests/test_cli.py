@@ -20,8 +20,13 @@ pytestmark = pytest.mark.kernel
 
 
 def run(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "handshake_lab", *args], capture_output=True,
-                          text=True, timeout=60, check=False)
+    return subprocess.run(
+        [sys.executable, "-m", "handshake_lab", *args],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
 
 
 def test_doctor_reports_one_line_per_capability():
@@ -29,8 +34,7 @@ def test_doctor_reports_one_line_per_capability():
     assert result.returncode == 0, result.stderr
     names = [line.split("] ", 1)[1].split(":", 1)[0] for line in result.stdout.splitlines()]
     assert names[:2] == ["platform", "/proc/net/tcp"]
-    for name in ("TCP_INFO", "TCP_DEFER_ACCEPT", "SYN retries", "IPv6 loopback",
-                 "packet capture"):
+    for name in ("TCP_INFO", "TCP_DEFER_ACCEPT", "SYN retries", "IPv6 loopback", "packet capture"):
         assert name in names
     assert all(line.startswith(("[yes]", "[no ]")) for line in result.stdout.splitlines())
 
@@ -55,8 +59,11 @@ def test_states_lists_the_kernel_table_as_text_and_json():
         close(client)
     assert text.returncode == 0 and "LISTEN" in text.stdout and "ESTABLISHED" in text.stdout
     # The port number may have been used before: rows of older connections on it are listed too.
-    ours = [row for row in rows
-            if row["state"] == "LISTEN" or client_port in (row["local"][1], row["remote"][1])]
+    ours = [
+        row
+        for row in rows
+        if row["state"] == "LISTEN" or client_port in (row["local"][1], row["remote"][1])
+    ]
     assert sorted(row["state"] for row in ours) == ["ESTABLISHED", "ESTABLISHED", "LISTEN"]
 
 
@@ -74,13 +81,19 @@ def test_kernel_settings_are_what_the_sysctl_files_say(tmp_path):
     (tmp_path / "ipv4" / "ip_local_port_range").write_text("32768\t60999\n")
     (tmp_path / "core" / "somaxconn").write_text("4096\n")
     settings = kernel_settings(str(tmp_path))
-    assert (settings.syn_retries, settings.syn_linear_timeouts, settings.somaxconn,
-            settings.local_port_range) == (6, 4, 4096, (32768, 60999))
+    assert (
+        settings.syn_retries,
+        settings.syn_linear_timeouts,
+        settings.somaxconn,
+        settings.local_port_range,
+    ) == (6, 4, 4096, (32768, 60999))
     assert settings.syncookies is None, "a setting whose file is missing reads as None"
 
 
-@pytest.mark.skipif(not os.path.exists("/proc/sys/net/ipv4/tcp_syn_retries"),
-                    reason="this system publishes no TCP sysctls under /proc/sys")
+@pytest.mark.skipif(
+    not os.path.exists("/proc/sys/net/ipv4/tcp_syn_retries"),
+    reason="this system publishes no TCP sysctls under /proc/sys",
+)
 def test_kernel_settings_are_this_hosts():
     with open("/proc/sys/net/ipv4/tcp_syn_retries", encoding="ascii") as file:
         assert kernel_settings().syn_retries == int(file.read())
@@ -92,10 +105,13 @@ def test_missing_kernel_settings_are_said_plainly():
     assert "does not publish" in describe_syn_retries(missing)
 
 
-@pytest.mark.parametrize("linear, expected", [
-    (4, [1, 1, 1, 1, 1, 2]),
-    (None, [1, 2, 4, 8, 16, 32]),
-    (0, [1, 2, 4, 8, 16, 32]),
-])
+@pytest.mark.parametrize(
+    "linear, expected",
+    [
+        (4, [1, 1, 1, 1, 1, 2]),
+        (None, [1, 2, 4, 8, 16, 32]),
+        (0, [1, 2, 4, 8, 16, 32]),
+    ],
+)
 def test_syn_retry_gaps(linear, expected):
     assert syn_retry_gaps(linear, 6) == expected

@@ -55,8 +55,9 @@ def test_wait_for_state_sees_a_state_come_and_the_connection_go(lookup_by):
         client = connect(server.address)
         local, server_address = client.getsockname()[:2], server.address
         close(client)  # a FIN to a connection nobody accepted: its server side is CLOSE_WAIT
-        assert wait_for_state(server_address, local,
-                              state=TcpState.CLOSE_WAIT) is TcpState.CLOSE_WAIT
+        assert (
+            wait_for_state(server_address, local, state=TcpState.CLOSE_WAIT) is TcpState.CLOSE_WAIT
+        )
     # The listener closed with the connection still in its queue: the kernel reset it.
     assert wait_for_state(server_address, local, gone=True) is None
     assert wait_for_state(local, server_address, gone=True) is None
@@ -95,9 +96,10 @@ def test_off_linux_every_lookup_asks_psutil(monkeypatch):
         client = connect(server.address)
         try:
             local = client.getsockname()[:2]
-            listed = [types.SimpleNamespace(laddr=server.address, raddr=(), status="LISTEN"),
-                      types.SimpleNamespace(laddr=local, raddr=server.address,
-                                            status="CLOSE_WAIT")]
+            listed = [
+                types.SimpleNamespace(laddr=server.address, raddr=(), status="LISTEN"),
+                types.SimpleNamespace(laddr=local, raddr=server.address, status="CLOSE_WAIT"),
+            ]
             monkeypatch.setattr(psutil_states, "_connections", lambda: listed)
             rows = tcp_sockets(server.port)
             assert [row.state for row in rows] == [TcpState.LISTEN, TcpState.CLOSE_WAIT]
@@ -120,7 +122,8 @@ def test_a_lookup_reads_a_held_socket_and_many_connections_at_once(lookup_by):
                 prepared.append(lookup.prepare(server.address, ("127.0.0.1", 1)))
                 found = lookup.states(prepared)
                 assert [(state, inode) for state, inode in found[:3]] == [
-                    (TcpState.ESTABLISHED, 0)] * 3  # inode 0: nobody accepted them
+                    (TcpState.ESTABLISHED, 0)
+                ] * 3  # inode 0: nobody accepted them
                 assert found[3] is None and lookup.states([]) == []
                 assert lookup.held(clients[0]) == (TcpState.ESTABLISHED, None)
                 state, queue = lookup.held(server.listener)
@@ -130,9 +133,15 @@ def test_a_lookup_reads_a_held_socket_and_many_connections_at_once(lookup_by):
                 close(client)
 
 
-@pytest.mark.parametrize(("port", "error", "words"), [
-    (0, ValueError, "out of range"), (65536, ValueError, "out of range"),
-    ("80", TypeError, "port must be an int"), (True, TypeError, "port must be an int")])
+@pytest.mark.parametrize(
+    ("port", "error", "words"),
+    [
+        (0, ValueError, "out of range"),
+        (65536, ValueError, "out of range"),
+        ("80", TypeError, "port must be an int"),
+        (True, TypeError, "port must be an int"),
+    ],
+)
 def test_a_bad_port_is_refused_before_any_reader_is_asked(port, error, words):
     with pytest.raises(error, match=words):
         tcp_sockets(port)
@@ -141,12 +150,19 @@ def test_a_bad_port_is_refused_before_any_reader_is_asked(port, error, words):
 def test_the_readers_never_import_each_other_or_the_lookup_policy():
     # Each reader asks the kernel one way; only kernel.lookup chooses between them.
     readers = ["proc_tcp", "tcp_info", "sock_diag", "psutil_states"]
-    code = ("import sys, importlib; name = sys.argv[1]; "
-            "importlib.import_module('handshake_lab.kernel.' + name); "
-            "print(' '.join(m.rsplit('.', 1)[1] for m in sys.modules "
-            "if m.startswith('handshake_lab.kernel.')))")
+    code = (
+        "import sys, importlib; name = sys.argv[1]; "
+        "importlib.import_module('handshake_lab.kernel.' + name); "
+        "print(' '.join(m.rsplit('.', 1)[1] for m in sys.modules "
+        "if m.startswith('handshake_lab.kernel.')))"
+    )
     for reader in readers:
-        loaded = subprocess.run([sys.executable, "-c", code, reader], check=True, text=True,
-                                capture_output=True, timeout=60).stdout.split()
+        loaded = subprocess.run(
+            [sys.executable, "-c", code, reader],
+            check=True,
+            text=True,
+            capture_output=True,
+            timeout=60,
+        ).stdout.split()
         allowed = {reader, "recvmmsg"} | ({"proc_tcp"} if reader == "psutil_states" else set())
         assert set(loaded) <= allowed, (reader, loaded)

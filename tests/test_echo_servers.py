@@ -39,8 +39,10 @@ def test_time_wait_rows_sees_a_client_that_closes_first():
             assert client.recv(1) == b"x"
             ends = (client.getsockname()[:2], server.address)
         # The client closed first (no SO_LINGER 0): its end waits in TIME_WAIT.
-        assert wait_for(lambda: ends in time_wait_rows(server.port) - before,
-                        what="the client's TIME_WAIT entry")
+        assert wait_for(
+            lambda: ends in time_wait_rows(server.port) - before,
+            what="the client's TIME_WAIT entry",
+        )
 
 
 @pytest.mark.parametrize("server_class", SERVERS)
@@ -132,4 +134,3 @@ def test_selector_server_counts_connections_closed_but_registered():
 def test_on_ready_must_be_callable():
     with pytest.raises(TypeError, match="on_ready must be a function"):
         SelectorEchoServer(on_ready="echo")
-

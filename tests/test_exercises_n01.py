@@ -67,28 +67,36 @@ def test_the_starter_is_told_what_it_sent_back():
     feedback = n01_echo.check(upper_once)
     assert not feedback.passed
     assert failing_lines(feedback) == [
-        "it sent back b'HELLO' instead of b'hello': send back exactly the bytes recv() returned"]
+        "it sent back b'HELLO' instead of b'hello': send back exactly the bytes recv() returned"
+    ]
 
 
-@pytest.mark.parametrize("handler, expected", [
-    (answers_once, ["answered the first message and then returned"]),
-    (never_stops, ["still running", "if not data: break"]),
-    (decodes, ["your handler raised UnicodeDecodeError", "without decoding"]),
-    (raises, ["your handler raised ZeroDivisionError: handler bug"]),
-    (silent, ["closed before anything came back"]),
-    (waits_for_everything, ["nothing came back within"]),
-], ids=lambda value: getattr(value, "__name__", None))
+@pytest.mark.parametrize(
+    "handler, expected",
+    [
+        (answers_once, ["answered the first message and then returned"]),
+        (never_stops, ["still running", "if not data: break"]),
+        (decodes, ["your handler raised UnicodeDecodeError", "without decoding"]),
+        (raises, ["your handler raised ZeroDivisionError: handler bug"]),
+        (silent, ["closed before anything came back"]),
+        (waits_for_everything, ["nothing came back within"]),
+    ],
+    ids=lambda value: getattr(value, "__name__", None),
+)
 def test_each_mistake_gets_one_line_saying_what_to_fix(handler, expected):
     feedback = n01_echo.check(handler)
     [problem] = failing_lines(feedback)
     assert all(part in problem for part in expected), problem
 
 
-@pytest.mark.parametrize("handler, expected", [
-    ("my_echo", "check(my_echo)"),
-    (lambda: None, "exactly one argument"),
-    (lambda a, b: None, "exactly one argument"),
-])
+@pytest.mark.parametrize(
+    "handler, expected",
+    [
+        ("my_echo", "check(my_echo)"),
+        (lambda: None, "exactly one argument"),
+        (lambda a, b: None, "exactly one argument"),
+    ],
+)
 def test_a_wrong_argument_is_explained_without_running_anything(handler, expected):
     feedback = n01_echo.check(handler)
     [problem] = failing_lines(feedback)

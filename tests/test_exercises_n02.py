@@ -63,16 +63,20 @@ def test_the_starter_is_caught_finding_the_clients_side():
     assert failing(feedback) == [
         "a connection whose client has closed: you found FIN-WAIT-2, the client's side; the "
         "server's side, CLOSE-WAIT (Linux: CLOSE_WAIT), has local = server_address, "
-        "remote = client_address"]
+        "remote = client_address"
+    ]
 
 
-@pytest.mark.parametrize("function, expected", [
-    (listener, "LISTEN is the listener's row"),
-    (as_text, "returned the string 'ESTABLISHED'"),
-    (whole_row, "returned the whole row"),
-    (forgot_return, "returned None"),
-    (no_match, "raised ValueError"),
-])
+@pytest.mark.parametrize(
+    "function, expected",
+    [
+        (listener, "LISTEN is the listener's row"),
+        (as_text, "returned the string 'ESTABLISHED'"),
+        (whole_row, "returned the whole row"),
+        (forgot_return, "returned None"),
+        (no_match, "raised ValueError"),
+    ],
+)
 def test_each_mistake_gets_its_own_fix(function, expected):
     feedback = n02_handshake.check(function)
     assert not feedback.passed
@@ -82,4 +86,3 @@ def test_each_mistake_gets_its_own_fix(function, expected):
 def test_not_a_function_is_explained():
     feedback = n02_handshake.check("server_side_state")
     assert failing(feedback) == ["pass your function itself: check(server_side_state)"]
-

@@ -22,8 +22,7 @@ def test_a_wrong_state_is_named_with_what_the_kernel_says():
 
 
 def test_missing_and_unknown_sockets_and_bad_names():
-    assert "you left out ['server 1']" in str(check({"listener": "LISTEN",
-                                                      "client": "FIN_WAIT2"}))
+    assert "you left out ['server 1']" in str(check({"listener": "LISTEN", "client": "FIN_WAIT2"}))
     assert "no socket called 'server'" in str(check({**RIGHT, "server": "LISTEN"}))
     assert "not a TCP state" in str(check({**RIGHT, "client": "HALF_CLOSED"}))
     assert "write your prediction as a dict" in str(check([]))

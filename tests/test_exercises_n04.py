@@ -41,4 +41,3 @@ def test_a_learner_exception_or_a_wrong_type_becomes_feedback():
 @pytest.mark.parametrize("backlog", [0, 2])
 def test_count_finished_handshakes_measures_backlog_plus_one(backlog):
     assert n04_backlog.count_finished_handshakes(backlog) == backlog + 1
-

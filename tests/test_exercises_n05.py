@@ -41,12 +41,15 @@ def test_the_starter_code_is_told_to_replace_the_dots():
     assert str(feedback).startswith("Predicting the acks: not yet")
 
 
-@pytest.mark.parametrize(("prediction", "hint"), [
-    (lambda j, k: (j, k), "a SYN counts as one byte: add 1"),
-    (lambda j, k: (1, 1), "that is a relative number"),
-    (lambda j, k: (k + 1, j + 1), "built on the SYN+ACK's seq"),
-    (lambda j, k: (j + 1 + 2**32, k + 1), "keep the result below 2**32"),
-])
+@pytest.mark.parametrize(
+    ("prediction", "hint"),
+    [
+        (lambda j, k: (j, k), "a SYN counts as one byte: add 1"),
+        (lambda j, k: (1, 1), "that is a relative number"),
+        (lambda j, k: (k + 1, j + 1), "built on the SYN+ACK's seq"),
+        (lambda j, k: (j + 1 + 2**32, k + 1), "keep the result below 2**32"),
+    ],
+)
 def test_wrong_predictions_get_a_specific_hint(prediction, hint):
     feedback = check(prediction, SHIPPED)
     assert not feedback.passed
@@ -57,14 +60,18 @@ def test_forgetting_the_wrap_around_is_caught():
     feedback = check(lambda j, k: (j + 1, k + 1), SHIPPED)
     assert fix_lines(feedback) == [
         "for seq = 2**32 - 1 you predicted (4294967296, 4294967296), but sequence numbers are "
-        "32 bits: the next one is 0; use (seq + 1) % 2**32"]
+        "32 bits: the next one is 0; use (seq + 1) % 2**32"
+    ]
 
 
-@pytest.mark.parametrize(("prediction", "problem"), [
-    (lambda j, k: j + 1, "return two numbers"),
-    (lambda j, k: ("1", "2"), "not a whole number"),
-    (lambda j: (j, j), "predict_acks raised TypeError"),
-])
+@pytest.mark.parametrize(
+    ("prediction", "problem"),
+    [
+        (lambda j, k: j + 1, "return two numbers"),
+        (lambda j, k: ("1", "2"), "not a whole number"),
+        (lambda j: (j, j), "predict_acks raised TypeError"),
+    ],
+)
 def test_a_broken_function_is_explained(prediction, problem):
     (line,) = fix_lines(check(prediction, SHIPPED))
     assert problem in line

@@ -18,10 +18,14 @@ def _linger_zero_then_close(sock):
     sock.close()
 
 
-@pytest.mark.parametrize("solution", [
-    _linger_zero_then_close,
-    lambda sock: close(sock, reset=True),
-], ids=["setsockopt", "helper"])
+@pytest.mark.parametrize(
+    "solution",
+    [
+        _linger_zero_then_close,
+        lambda sock: close(sock, reset=True),
+    ],
+    ids=["setsockopt", "helper"],
+)
 def test_a_reset_close_passes(solution):
     feedback = n06_closing.check(solution)
     assert feedback.passed, str(feedback)
@@ -47,4 +51,3 @@ def test_a_learner_exception_becomes_feedback():
     feedback = n06_closing.check(broken)
     assert not feedback.passed and "RuntimeError: oops" in str(feedback)
     assert not n06_closing.check("close").passed
-

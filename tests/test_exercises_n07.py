@@ -75,8 +75,9 @@ def test_not_handling_the_reset_is_explained():
 
     feedback = check(no_reset_handling)
     assert not feedback.passed
-    assert any("ConnectionResetError" in line and "SO_LINGER" in line
-               for line in fix_lines(feedback))
+    assert any(
+        "ConnectionResetError" in line and "SO_LINGER" in line for line in fix_lines(feedback)
+    )
 
 
 def test_a_blocking_recv_on_a_silent_client_is_caught():
@@ -123,8 +124,9 @@ def test_closing_without_unregistering_is_counted():
 
     feedback = check(forgets_unregister)
     # The closed socket's number comes back with the next accept(): register() then fails.
-    assert any("call selector.unregister(sock) before sock.close()" in line
-               for line in fix_lines(feedback))
+    assert any(
+        "call selector.unregister(sock) before sock.close()" in line for line in fix_lines(feedback)
+    )
 
 
 def test_an_exception_in_on_ready_is_named():
@@ -132,8 +134,10 @@ def test_an_exception_in_on_ready_is_named():
         raise NameError("name 'selctor' is not defined")
 
     feedback = check(typo)
-    assert any("on_ready raised NameError" in line and "on the listener" in line
-               for line in fix_lines(feedback))
+    assert any(
+        "on_ready raised NameError" in line and "on the listener" in line
+        for line in fix_lines(feedback)
+    )
 
 
 def test_something_not_callable_is_refused():

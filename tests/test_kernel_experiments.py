@@ -35,11 +35,18 @@ def _ipv6_loopback() -> bool:
     return True
 
 
-@pytest.mark.parametrize("host", [
-    "127.0.0.1",
-    pytest.param("::1", marks=pytest.mark.skipif(not _ipv6_loopback(),
-                                                 reason="this host has no IPv6 loopback (::1)")),
-])
+@pytest.mark.parametrize(
+    "host",
+    [
+        "127.0.0.1",
+        pytest.param(
+            "::1",
+            marks=pytest.mark.skipif(
+                not _ipv6_loopback(), reason="this host has no IPv6 loopback (::1)"
+            ),
+        ),
+    ],
+)
 def test_the_handshake_completes_before_accept(host):
     with LoopbackServer(host, auto_accept=False) as server:
         client = connect(server.address)
@@ -90,8 +97,9 @@ def test_listen_n_holds_n_plus_one_then_the_next_syn_is_dropped(backlog):
             assert socket_state(waiting) is TcpState.SYN_SENT
             if counters_before is not None:  # else no /proc/net/netstat to show the drop
                 counters_after = listen_counters()
-                assert all(counters_after[name] > counters_before[name]
-                           for name in LISTEN_COUNTERS), (counters_before, counters_after)
+                assert all(
+                    counters_after[name] > counters_before[name] for name in LISTEN_COUNTERS
+                ), (counters_before, counters_after)
             assert accept_queue(server.listener).length == backlog + 1
             # Accepting one frees a place; the next retransmitted SYN completes the handshake.
             server.accept()
@@ -109,9 +117,11 @@ def test_a_closed_port_refuses_at_once_with_a_reset():
         connect(address)
 
 
-@pytest.mark.skipif(kernel_settings().syncookies == 2,
-                    reason="tcp_syncookies=2 answers every SYN with a cookie: there is no "
-                           "SYN-RECEIVED state to defer")
+@pytest.mark.skipif(
+    kernel_settings().syncookies == 2,
+    reason="tcp_syncookies=2 answers every SYN with a cookie: there is no "
+    "SYN-RECEIVED state to defer",
+)
 @pytest.mark.skipif(not hasattr(socket, "TCP_DEFER_ACCEPT"), reason="Linux only")
 def test_defer_accept_keeps_the_server_side_in_syn_received_until_data():
     with LoopbackServer(auto_accept=False, defer_accept=5) as server:
@@ -124,8 +134,10 @@ def test_defer_accept_keeps_the_server_side_in_syn_received_until_data():
             assert readable == [], "accept() would block: nothing is in the accept queue"
             assert accept_queue(server.listener).length == 0
             send(client, b"now")
-            assert wait_for_state(server.address, local,
-                                  state=TcpState.ESTABLISHED) is TcpState.ESTABLISHED
+            assert (
+                wait_for_state(server.address, local, state=TcpState.ESTABLISHED)
+                is TcpState.ESTABLISHED
+            )
             accepted = server.accept()
             assert accepted.recv(10) == b"now"
         finally:
@@ -138,12 +150,12 @@ def test_active_close_ends_in_time_wait_passive_close_in_close_wait():
         accepted = server.accept()
         local = client.getsockname()[:2]
         close(client)
-        assert wait_for_state(local, server.address,
-                              state=TcpState.FIN_WAIT_2) is TcpState.FIN_WAIT_2
+        assert (
+            wait_for_state(local, server.address, state=TcpState.FIN_WAIT_2) is TcpState.FIN_WAIT_2
+        )
         assert socket_state(accepted) is TcpState.CLOSE_WAIT
         close(accepted)
-        assert wait_for_state(local, server.address,
-                              state=TcpState.TIME_WAIT) is TcpState.TIME_WAIT
+        assert wait_for_state(local, server.address, state=TcpState.TIME_WAIT) is TcpState.TIME_WAIT
         assert wait_for_state(server.address, local, gone=True) is None, "the passive closer"
         (row,) = find_rows(tcp_sockets(local[1]), local, server.address)
         # Linux's TIME_WAIT lasts 60 s (TCP_TIMEWAIT_LEN); its timer has just started.

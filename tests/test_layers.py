@@ -47,11 +47,17 @@ def _imports(path: Path, *, module_level_only: bool = False) -> list[tuple[str, 
             if target.startswith("handshake_lab"):
                 found.append((target, node.lineno))
                 # `from ..kernel import tcp_info` imports the submodule tcp_info
-                found += [(f"{target}.{alias.name}", node.lineno) for alias in node.names
-                          if _is_module(f"{target}.{alias.name}")]
+                found += [
+                    (f"{target}.{alias.name}", node.lineno)
+                    for alias in node.names
+                    if _is_module(f"{target}.{alias.name}")
+                ]
         elif isinstance(node, ast.Import):
-            found += [(alias.name, node.lineno) for alias in node.names
-                      if alias.name.startswith("handshake_lab")]
+            found += [
+                (alias.name, node.lineno)
+                for alias in node.names
+                if alias.name.startswith("handshake_lab")
+            ]
     return found
 
 
@@ -66,15 +72,23 @@ MODULES = sorted(PACKAGE.rglob("*.py"))
 @pytest.mark.parametrize("path", MODULES, ids=lambda path: _module_name(path))
 def test_imports_go_only_down_the_layers(path):
     source_layer = _layer(_module_name(path))
-    upward = [f"line {line}: {target} ({_layer(target)})" for target, line in _imports(path)
-              if LAYERS.index(_layer(target)) > LAYERS.index(source_layer)]
+    upward = [
+        f"line {line}: {target} ({_layer(target)})"
+        for target, line in _imports(path)
+        if LAYERS.index(_layer(target)) > LAYERS.index(source_layer)
+    ]
     assert not upward, f"{_module_name(path)} ({source_layer}) imports up a layer: {upward}"
 
 
 def test_no_module_level_import_cycle():
-    graph = {_module_name(path): {target for target, _ in _imports(path, module_level_only=True)
-                                  if target != _module_name(path)}
-             for path in MODULES}
+    graph = {
+        _module_name(path): {
+            target
+            for target, _ in _imports(path, module_level_only=True)
+            if target != _module_name(path)
+        }
+        for path in MODULES
+    }
     visiting: set[str] = set()
     done: set[str] = set()
 

@@ -60,9 +60,9 @@ def silent(key, selector):
 def test_measure_reports_a_server_that_does_not_answer():
     started = time.monotonic()
     result = measure_connections_per_second(
-        lambda: SelectorEchoServer(on_ready=silent), connections=8, concurrency=2, timeout=0.2)
+        lambda: SelectorEchoServer(on_ready=silent), connections=8, concurrency=2, timeout=0.2
+    )
     assert time.monotonic() - started < 3
     assert result.answered == 0 and len(result.errors) == 2
     assert result.errors[0].startswith("TimeoutError")
     assert "first problem: TimeoutError" in str(result)
-

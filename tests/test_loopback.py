@@ -75,8 +75,10 @@ def test_rerunning_a_server_many_times_never_meets_address_in_use():
                 close(client)
                 port = server.port
             ports.add(port)
-            wait_for(lambda ends=ends, port=port: ends in time_wait_rows(port),
-                     what="the server's end in TIME_WAIT")
+            wait_for(
+                lambda ends=ends, port=port: ends in time_wait_rows(port),
+                what="the server's end in TIME_WAIT",
+            )
             # The hazard is there: a socket without SO_REUSEADDR cannot bind this port now...
             with socket.socket() as plain, pytest.raises(OSError) as refused:
                 plain.bind(("127.0.0.1", port))
@@ -117,13 +119,16 @@ def test_ipv6_server_when_available():
 
 
 # -- bad input: each answered by an exception that names the fix ---------------------
-@pytest.mark.parametrize("host, error, hint", [
-    ("8.8.8.8", ValueError, "not a loopback address"),
-    ("192.168.1.10", ValueError, "stays on this machine"),
-    ("2001:db8::1", ValueError, "not a loopback address"),
-    ("example.org", ValueError, "use '127.0.0.1' or '::1'"),
-    (127001, TypeError, "must be a string"),
-])
+@pytest.mark.parametrize(
+    "host, error, hint",
+    [
+        ("8.8.8.8", ValueError, "not a loopback address"),
+        ("192.168.1.10", ValueError, "stays on this machine"),
+        ("2001:db8::1", ValueError, "not a loopback address"),
+        ("example.org", ValueError, "use '127.0.0.1' or '::1'"),
+        (127001, TypeError, "must be a string"),
+    ],
+)
 def test_non_loopback_hosts_are_refused(host, error, hint):
     with pytest.raises(error, match=hint):
         LoopbackServer(host)
@@ -131,26 +136,32 @@ def test_non_loopback_hosts_are_refused(host, error, hint):
         connect((host, 80))
 
 
-@pytest.mark.parametrize("address, error, hint", [
-    (("127.0.0.1", 0), ValueError, "out of range"),
-    (("127.0.0.1", 65536), ValueError, "out of range"),
-    (("127.0.0.1", "80"), TypeError, "port must be an int"),
-    (("127.0.0.1", True), TypeError, "port must be an int"),
-    ("127.0.0.1:80", TypeError, r"\(host, port\) pair"),
-    (None, TypeError, r"\(host, port\) pair"),
-])
+@pytest.mark.parametrize(
+    "address, error, hint",
+    [
+        (("127.0.0.1", 0), ValueError, "out of range"),
+        (("127.0.0.1", 65536), ValueError, "out of range"),
+        (("127.0.0.1", "80"), TypeError, "port must be an int"),
+        (("127.0.0.1", True), TypeError, "port must be an int"),
+        ("127.0.0.1:80", TypeError, r"\(host, port\) pair"),
+        (None, TypeError, r"\(host, port\) pair"),
+    ],
+)
 def test_bad_addresses_are_refused(address, error, hint):
     with pytest.raises(error, match=hint):
         connect(address)
 
 
-@pytest.mark.parametrize("kwargs, hint", [
-    ({"backlog": -1}, "backlog must be an int >= 0"),
-    ({"backlog": "5"}, "backlog must be an int >= 0"),
-    ({"defer_accept": 0}, "defer_accept must be a whole number"),
-    ({"defer_accept": 1.5}, "defer_accept must be a whole number"),
-    ({"handler": None}, "pass auto_accept=False"),
-])
+@pytest.mark.parametrize(
+    "kwargs, hint",
+    [
+        ({"backlog": -1}, "backlog must be an int >= 0"),
+        ({"backlog": "5"}, "backlog must be an int >= 0"),
+        ({"defer_accept": 0}, "defer_accept must be a whole number"),
+        ({"defer_accept": 1.5}, "defer_accept must be a whole number"),
+        ({"handler": None}, "pass auto_accept=False"),
+    ],
+)
 def test_bad_server_options_are_refused(kwargs, hint):
     with pytest.raises(ValueError, match=hint):
         LoopbackServer(**kwargs)

@@ -14,13 +14,18 @@ def test_the_listen_counters_of_a_real_file():
     assert parse_listen_counters(text) == {"ListenOverflows": 578, "ListenDrops": 578}
 
 
-@pytest.mark.parametrize("text, expected", [
-    ("TcpExt: A ListenOverflows ListenDrops\nTcpExt: 1 2 3\nIpExt: X\nIpExt: 9\n",
-     {"ListenOverflows": 2, "ListenDrops": 3}),
-    ("TcpExt: SyncookiesSent\nTcpExt: 0\n", None),  # a kernel without the counters
-    ("TcpExt: ListenOverflows ListenDrops\n", None),  # a header without its values
-    ("", None),
-])
+@pytest.mark.parametrize(
+    "text, expected",
+    [
+        (
+            "TcpExt: A ListenOverflows ListenDrops\nTcpExt: 1 2 3\nIpExt: X\nIpExt: 9\n",
+            {"ListenOverflows": 2, "ListenDrops": 3},
+        ),
+        ("TcpExt: SyncookiesSent\nTcpExt: 0\n", None),  # a kernel without the counters
+        ("TcpExt: ListenOverflows ListenDrops\n", None),  # a header without its values
+        ("", None),
+    ],
+)
 def test_parse_listen_counters(text, expected):
     assert parse_listen_counters(text) == expected
 

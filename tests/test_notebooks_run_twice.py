@@ -37,7 +37,12 @@ print("both runs raised nothing")
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=[path.stem for path in NOTEBOOKS])
 def test_run_all_twice_in_one_kernel(path):
-    result = subprocess.run([sys.executable, "-c", RUN_TWICE, str(path), str(path.parent)],
-                            capture_output=True, text=True, timeout=300, check=False)
+    result = subprocess.run(
+        [sys.executable, "-c", RUN_TWICE, str(path), str(path.parent)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     assert "both runs raised nothing" in result.stdout

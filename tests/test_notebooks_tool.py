@@ -31,22 +31,31 @@ TITLES = {
 
 def write_notebook(directory: Path, stem: str, *, executed: bool = True, minor: int = 5) -> Path:
     """A notebook as JupyterLab would save it: a title cell with a goal, two run code cells."""
-    notebook = new_notebook(cells=[
-        new_markdown_cell(f"# {TITLES[stem]}\n\n**Goal:** learn {stem[3:]}.\n\nMore text."),
-        new_code_cell("print('hello')"),
-        new_code_cell("1 + 1"),
-    ])
+    notebook = new_notebook(
+        cells=[
+            new_markdown_cell(f"# {TITLES[stem]}\n\n**Goal:** learn {stem[3:]}.\n\nMore text."),
+            new_code_cell("print('hello')"),
+            new_code_cell("1 + 1"),
+        ]
+    )
     if executed:
         notebook.cells[1].execution_count = 1
         notebook.cells[1].outputs = [new_output("stream", name="stdout", text="hello\n")]
         notebook.cells[2].execution_count = 2
-        notebook.cells[2].outputs = [new_output("execute_result", {"text/plain": "2"},
-                                                execution_count=2)]
+        notebook.cells[2].outputs = [
+            new_output("execute_result", {"text/plain": "2"}, execution_count=2)
+        ]
         notebook.cells[2].metadata["execution"] = {"iopub.status.busy": "2026-01-01T00:00:00Z"}
-    notebook.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3 (ipykernel)",
-                                       "language": "python"}
-    notebook.metadata["language_info"] = {"name": "python", "version": "3.12.4",
-                                          "mimetype": "text/x-python"}
+    notebook.metadata["kernelspec"] = {
+        "name": "python3",
+        "display_name": "Python 3 (ipykernel)",
+        "language": "python",
+    }
+    notebook.metadata["language_info"] = {
+        "name": "python",
+        "version": "3.12.4",
+        "mimetype": "text/x-python",
+    }
     notebook.metadata["widgets"] = {"application/vnd.jupyter.widget-state+json": {}}
     if minor < 5:
         notebook.nbformat_minor = minor
@@ -64,8 +73,11 @@ def course(directory: Path, stems=tuple(TITLES)) -> Path:
 
 
 def sources(path: Path, tag: str) -> list[str]:
-    return [cell.source for cell in nbformat.read(path, as_version=4).cells
-            if tag in cell.metadata.get("tags", [])]
+    return [
+        cell.source
+        for cell in nbformat.read(path, as_version=4).cells
+        if tag in cell.metadata.get("tags", [])
+    ]
 
 
 def test_nav_puts_a_navigation_cell_first_and_last(tmp_path):
@@ -76,14 +88,16 @@ def test_nav_puts_a_navigation_cell_first_and_last(tmp_path):
     assert cells[0].source == cells[-1].source
     assert cells[0].source.splitlines()[-1] == (
         "[← 00 Start here](00-start-here.ipynb) · [Course map](00-start-here.ipynb) · "
-        "[02 Where is the handshake? →](02-where-is-the-handshake.ipynb)")
+        "[02 Where is the handshake? →](02-where-is-the-handshake.ipynb)"
+    )
     assert cells[1].source.startswith("# 01 · Sockets and echo")  # the authored cells stay
     assert len(cells) == 5
     first = sources(tmp_path / "00-start-here.ipynb", "navigation")[0].splitlines()[-1]
     last = sources(tmp_path / "02-where-is-the-handshake.ipynb", "navigation")[0].splitlines()[-1]
     assert first == "[01 Sockets and echo →](01-sockets-and-echo.ipynb)"
-    assert last == ("[← 01 Sockets and echo](01-sockets-and-echo.ipynb) · "
-                    "[Course map](00-start-here.ipynb)")
+    assert last == (
+        "[← 01 Sockets and echo](01-sockets-and-echo.ipynb) · [Course map](00-start-here.ipynb)"
+    )
 
 
 def test_nav_skips_missing_notebooks_in_links(tmp_path):
@@ -105,7 +119,10 @@ def test_the_course_index_lists_every_notebook_with_its_goal(tmp_path):
     ]
     cells = nbformat.read(tmp_path / "00-start-here.ipynb", as_version=4).cells
     assert [cell.metadata.get("tags", []) for cell in cells[:3]] == [
-        ["navigation"], [], ["course-index"]]  # right after the title cell
+        ["navigation"],
+        [],
+        ["course-index"],
+    ]  # right after the title cell
     assert sources(tmp_path / "01-sockets-and-echo.ipynb", "course-index") == []
 
 
@@ -123,7 +140,8 @@ def test_nav_replaces_its_cells_and_is_idempotent(tmp_path):
     write_notebook(tmp_path, "02-where-is-the-handshake")
     text = (tmp_path / "02-where-is-the-handshake.ipynb").read_text()
     (tmp_path / "02-where-is-the-handshake.ipynb").write_text(
-        text.replace("Where is the handshake?", "Where does the handshake happen?"))
+        text.replace("Where is the handshake?", "Where does the handshake happen?")
+    )
     assert set(tool.write_navigation(tmp_path)) == set(tmp_path.iterdir())
     cells = nbformat.read(start, as_version=4).cells
     assert cells[-2].metadata["tags"] == ["course-index"]
@@ -136,8 +154,11 @@ def test_normalize_gives_the_canonical_form_and_is_idempotent(tmp_path):
     notebook = tool.normalize(tool.read(path))
     assert (notebook.nbformat, notebook.nbformat_minor) == (4, 5)
     assert notebook.metadata == {
-        "kernelspec": {"display_name": "Python 3 (ipykernel)", "language": "python",
-                       "name": "python3"},
+        "kernelspec": {
+            "display_name": "Python 3 (ipykernel)",
+            "language": "python",
+            "name": "python3",
+        },
         "language_info": {"name": "python"},
         "widgets": {"application/vnd.jupyter.widget-state+json": {}},
     }
@@ -157,8 +178,9 @@ def test_normalize_gives_the_canonical_form_and_is_idempotent(tmp_path):
 
 
 def test_normalize_keeps_good_ids_and_replaces_duplicates(tmp_path):
-    notebook = new_notebook(cells=[new_markdown_cell("# A"), new_code_cell("x"),
-                                   new_code_cell("y")])
+    notebook = new_notebook(
+        cells=[new_markdown_cell("# A"), new_code_cell("x"), new_code_cell("y")]
+    )
     notebook.cells[0].id = "title"
     notebook.cells[1].id = notebook.cells[2].id = "same"
     ids = [cell.id for cell in tool.normalize(notebook).cells]
@@ -190,9 +212,11 @@ def test_check_catches_stale_navigation(tmp_path):
     problems = tool.check(tmp_path)
     # Its own cells are fine; the neighbours' links and the index name the old title.
     stale = sorted(p.split(":")[0] for p in problems)
-    assert [Path(name).name for name in stale] == ["00-start-here.ipynb",
-                                                   "02-where-is-the-handshake.ipynb",
-                                                   "04-backlog-and-the-accept-queue.ipynb"]
+    assert [Path(name).name for name in stale] == [
+        "00-start-here.ipynb",
+        "02-where-is-the-handshake.ipynb",
+        "04-backlog-and-the-accept-queue.ipynb",
+    ]
     assert all("navigation or course-index cells are stale" in p for p in problems)
     assert all("tools/notebooks.py nav" in p for p in problems)
 
@@ -218,14 +242,17 @@ def test_check_catches_an_unnormalized_notebook(tmp_path):
     assert "tools/notebooks.py normalize" in problem
 
 
-@pytest.mark.parametrize(("counts", "outputs", "expected"), [
-    ([1, 2], [True, True], []),
-    ([None, None], [False, False], []),
-    ([1, None], [True, False], []),
-    ([None, 1], [True, True], ["cell 2 has outputs but no execution count"]),
-    ([2, 3], [True, True], ["execution counts are [2, 3], not 1..2 in order"]),
-    ([2, 1], [True, True], ["execution counts are [2, 1], not 1..2 in order"]),
-])
+@pytest.mark.parametrize(
+    ("counts", "outputs", "expected"),
+    [
+        ([1, 2], [True, True], []),
+        ([None, None], [False, False], []),
+        ([1, None], [True, False], []),
+        ([None, 1], [True, True], ["cell 2 has outputs but no execution count"]),
+        ([2, 3], [True, True], ["execution counts are [2, 3], not 1..2 in order"]),
+        ([2, 1], [True, True], ["execution counts are [2, 1], not 1..2 in order"]),
+    ],
+)
 def test_execution_counts_must_be_one_to_n(counts, outputs, expected):
     notebook = new_notebook(cells=[new_markdown_cell("# T")])
     for count, has_output in zip(counts, outputs, strict=True):
@@ -257,7 +284,11 @@ def test_run_executes_in_place_in_the_notebooks_directory(tmp_path):
     nbformat.write(notebook, path)
     result = subprocess.run(
         [sys.executable, str(ROOT / "tools" / "notebooks.py"), "--dir", str(tmp_path), "run"],
-        capture_output=True, text=True, timeout=tool.CELL_TIMEOUT_SECONDS, check=False)
+        capture_output=True,
+        text=True,
+        timeout=tool.CELL_TIMEOUT_SECONDS,
+        check=False,
+    )
     assert result.returncode == 0, result.stderr
     assert re.search(r"^\s*\d+\.\d s  00-start-here\.ipynb$", result.stdout, re.MULTILINE)
     assert re.search(r"^\s*\d+\.\d s  total for 1 notebooks$", result.stdout, re.MULTILINE)
@@ -300,34 +331,43 @@ def test_sanitize_cfg_has_only_well_formed_pairs():
         re.compile(regex)
 
 
-@pytest.mark.parametrize(("raw", "clean"), [
-    # ports
-    ("('127.0.0.1', 41557)", "('127.0.0.1', PORT)"),
-    ("laddr=('::1', 41557, 0, 0)", "laddr=('::1', PORT, 0, 0)"),
-    ("listening on 127.0.0.1:41557 now", "listening on 127.0.0.1:PORT now"),
-    ("[::1]:41557", "[::1]:PORT"),
-    ("connect() returned local port 50252", "connect() returned local port PORT"),
-    ("peer port 50252; Port 8", "peer port PORT; Port PORT"),
-    ("0100007F:A255 0100007F:1F90 0A", "0100007F:PORT 0100007F:PORT 0A"),
-    ("<socket.socket fd=5, family=2, type=1, proto=6, laddr=('127.0.0.1', 5)>",
-     "<socket.socket fd=FD, family=2, type=1, proto=6, laddr=('127.0.0.1', PORT)>"),
-    # times
-    ("connect() took 0.532 ms", "connect() took TIME"),
-    ("17.3 µs and 17.3 μs", "TIME and TIME"),
-    ("12 us, 1.05 s, 250 ns, 3ms", "TIME, TIME, TIME, TIME"),
-    ("   3.770 ms  listener   server  listen(128) called",
-     "   TIME  listener   server  listen(128) called"),
-    ("retries after 1.2e-05 s", "retries after TIME"),
-    # left alone
-    ("listen(1) with backlog 1: 2 sockets, 10 segments, 3 states, queue 1/128",
-     "listen(1) with backlog 1: 2 sockets, 10 segments, 3 states, queue 1/128"),
-    ("flags 0x12 SYN+ACK; seq=0 ack=1 relative", "flags 0x12 SYN+ACK; seq=0 ack=1 relative"),
-    ("<Figure size 950x310 with 1 Axes>", "<Figure size 950x310 with 1 Axes>"),
-    ("RFC 9293, TIME_WAIT, FIN_WAIT2", "RFC 9293, TIME_WAIT, FIN_WAIT2"),
-    # addresses, inodes, sequence numbers
-    ("<object at 0x7f3a2c1b4e50>", "<object at 0xADDRESS>"),
-    ("inode 123456 and inode=99", "inode INODE and inode=INODE"),
-    ("SYN seq=3141592653 ack=2718281828", "SYN seq=NUMBER ack=NUMBER"),
-])
+@pytest.mark.parametrize(
+    ("raw", "clean"),
+    [
+        # ports
+        ("('127.0.0.1', 41557)", "('127.0.0.1', PORT)"),
+        ("laddr=('::1', 41557, 0, 0)", "laddr=('::1', PORT, 0, 0)"),
+        ("listening on 127.0.0.1:41557 now", "listening on 127.0.0.1:PORT now"),
+        ("[::1]:41557", "[::1]:PORT"),
+        ("connect() returned local port 50252", "connect() returned local port PORT"),
+        ("peer port 50252; Port 8", "peer port PORT; Port PORT"),
+        ("0100007F:A255 0100007F:1F90 0A", "0100007F:PORT 0100007F:PORT 0A"),
+        (
+            "<socket.socket fd=5, family=2, type=1, proto=6, laddr=('127.0.0.1', 5)>",
+            "<socket.socket fd=FD, family=2, type=1, proto=6, laddr=('127.0.0.1', PORT)>",
+        ),
+        # times
+        ("connect() took 0.532 ms", "connect() took TIME"),
+        ("17.3 µs and 17.3 μs", "TIME and TIME"),
+        ("12 us, 1.05 s, 250 ns, 3ms", "TIME, TIME, TIME, TIME"),
+        (
+            "   3.770 ms  listener   server  listen(128) called",
+            "   TIME  listener   server  listen(128) called",
+        ),
+        ("retries after 1.2e-05 s", "retries after TIME"),
+        # left alone
+        (
+            "listen(1) with backlog 1: 2 sockets, 10 segments, 3 states, queue 1/128",
+            "listen(1) with backlog 1: 2 sockets, 10 segments, 3 states, queue 1/128",
+        ),
+        ("flags 0x12 SYN+ACK; seq=0 ack=1 relative", "flags 0x12 SYN+ACK; seq=0 ack=1 relative"),
+        ("<Figure size 950x310 with 1 Axes>", "<Figure size 950x310 with 1 Axes>"),
+        ("RFC 9293, TIME_WAIT, FIN_WAIT2", "RFC 9293, TIME_WAIT, FIN_WAIT2"),
+        # addresses, inodes, sequence numbers
+        ("<object at 0x7f3a2c1b4e50>", "<object at 0xADDRESS>"),
+        ("inode 123456 and inode=99", "inode INODE and inode=INODE"),
+        ("SYN seq=3141592653 ack=2718281828", "SYN seq=NUMBER ack=NUMBER"),
+    ],
+)
 def test_sanitize_cfg_replacements(raw, clean):
     assert sanitize(raw) == clean

@@ -57,19 +57,24 @@ def test_malformed_line_names_the_file_and_line():
         table("proc_net_tcp_malformed.txt")
 
 
-@pytest.mark.parametrize("line", [
-    "   0: 0100007F:A0AF",
-    "   0: 0100007F:A0AF 00000000:0000 0C 00000000:00000001 00:00000000 00000000 0 0 1",
-    "   0: 01007F:A0AF 00000000:0000 0A 00000000:00000001 00:00000000 00000000 0 0 1",
-])
+@pytest.mark.parametrize(
+    "line",
+    [
+        "   0: 0100007F:A0AF",
+        "   0: 0100007F:A0AF 00000000:0000 0C 00000000:00000001 00:00000000 00000000 0 0 1",
+        "   0: 01007F:A0AF 00000000:0000 0A 00000000:00000001 00:00000000 00000000 0 0 1",
+    ],
+)
 def test_truncated_or_impossible_rows_are_errors(line):
     with pytest.raises(ProcNetParseError, match="line 2"):
         parse_tcp_table("header\n" + line + "\n")
 
 
 def test_big_endian_hosts_print_addresses_the_other_way_round():
-    text = "header\n   0: 7F000001:0050 00000000:0000 0A 00000000:00000000 00:00000000 " \
-           "00000000 0 0 7 1\n"
+    text = (
+        "header\n   0: 7F000001:0050 00000000:0000 0A 00000000:00000000 00:00000000 "
+        "00000000 0 0 7 1\n"
+    )
     (row,) = parse_tcp_table(text, byteorder="big")
     assert row.local == ("127.0.0.1", 80)
 

@@ -36,9 +36,13 @@ def test_connect_returns_and_the_server_side_is_established_before_accept():
     connected = recording.first("return", "client", "connect()")
     accept_called = recording.first("call", "listener", "accept()")
     established_unaccepted = next(
-        e for e in recording.events
-        if e.lane == "server 1" and e.kind == STATE and e.state is TcpState.ESTABLISHED
-        and not e.accepted)
+        e
+        for e in recording.events
+        if e.lane == "server 1"
+        and e.kind == STATE
+        and e.state is TcpState.ESTABLISHED
+        and not e.accepted
+    )
     assert connected.time_ns < established_unaccepted.time_ns < accept_called.time_ns
     assert recording.states_of("client")[0] == "ESTABLISHED"
     assert "TIME_WAIT" in recording.states_of("client")
@@ -56,7 +60,10 @@ def test_events_are_in_time_order_and_calls_pair_with_returns():
     assert times == sorted(times)
     spans = recording.call_spans()
     assert [(s.lane, s.name) for s in spans][:3] == [
-        ("listener", "listen(128)"), ("client", "connect()"), ("listener", "accept()")]
+        ("listener", "listen(128)"),
+        ("client", "connect()"),
+        ("listener", "accept()"),
+    ]
     assert all(s.return_ns is not None and s.return_ns >= s.call_ns for s in spans)
     actors = {(s.lane, s.actor) for s in spans}
     assert ("client", "client") in actors and ("server 1", "server") in actors
@@ -73,8 +80,10 @@ def test_the_sampler_thread_sees_states_while_the_caller_is_blocked():
     with Recorder() as recorder, LoopbackServer(auto_accept=False) as server:
         client = connect(server.address)
         # No call is made while we wait: only the sampler thread can see the state.
-        wait_for(lambda: "ESTABLISHED" in recorder.recording.states_of("server 1"),
-                 what="the sampler recording the server's side")
+        wait_for(
+            lambda: "ESTABLISHED" in recorder.recording.states_of("server 1"),
+            what="the sampler recording the server's side",
+        )
         close(client)
 
 
@@ -93,8 +102,10 @@ def test_failed_calls_are_recorded_as_errors():
 
 
 def test_state_spans_end_where_the_next_state_begins():
-    events = [Event.of_state(0, "client", TcpState.SYN_SENT),
-              Event.of_state(5, "client", TcpState.ESTABLISHED)]
+    events = [
+        Event.of_state(0, "client", TcpState.SYN_SENT),
+        Event.of_state(5, "client", TcpState.ESTABLISHED),
+    ]
     first, second = Recording.from_events(events, 0, 9).state_spans()
     assert (first.state, first.start_ns, first.end_ns) == (TcpState.SYN_SENT, 0, 5)
     assert (second.state, second.start_ns, second.end_ns) == (TcpState.ESTABLISHED, 5, 9)
@@ -123,8 +134,7 @@ def test_bad_event_kind_is_refused():
         Event(0, "poke", "client", "x")
 
 
-def test_each_connection_gets_one_server_lane_even_when_the_sampler_races_the_caller(
-        monkeypatch):
+def test_each_connection_gets_one_server_lane_even_when_the_sampler_races_the_caller(monkeypatch):
     # The sampler thread may find a client mid-connect and add its server side while the
     # caller adds it too; a very short interval makes that race frequent. Who added each
     # server side is counted, and rounds go on until both threads have won it at least once,
@@ -142,8 +152,7 @@ def test_each_connection_gets_one_server_lane_even_when_the_sampler_races_the_ca
 
     monkeypatch.setattr(Recorder, "_add_server_side", counting)
     for _ in range(50):
-        with Recorder(interval=0.0001) as recorder, \
-                LoopbackServer(auto_accept=False) as server:
+        with Recorder(interval=0.0001) as recorder, LoopbackServer(auto_accept=False) as server:
             clients = [connect(server.address) for _ in range(100)]
             for client in clients:
                 close(client)

@@ -20,11 +20,14 @@ def test_handshake_of_picks_the_three_segments():
     assert syn_ack.src == syn.dst and ack.src == syn.src
 
 
-@pytest.mark.parametrize(("keep", "message"), [
-    (lambda s: s.flags != "SYN", "no SYN"),
-    (lambda s: s.flags != "SYN+ACK", r"no SYN\+ACK"),
-    (lambda s: s.flags in ("SYN", "SYN+ACK"), "ACK was not captured"),
-])
+@pytest.mark.parametrize(
+    ("keep", "message"),
+    [
+        (lambda s: s.flags != "SYN", "no SYN"),
+        (lambda s: s.flags != "SYN+ACK", r"no SYN\+ACK"),
+        (lambda s: s.flags in ("SYN", "SYN+ACK"), "ACK was not captured"),
+    ],
+)
 def test_handshake_of_says_what_is_missing(keep, message):
     with pytest.raises(ValueError, match=message):
         handshake_of([s for s in RECORDING.segments if keep(s)])
@@ -33,7 +36,10 @@ def test_handshake_of_says_what_is_missing(keep, message):
 def test_tables_show_relative_numbers_from_zero():
     relative = sequence_table(RECORDING.segments, absolute=False).splitlines()
     assert [line.split() for line in relative[1:]] == [
-        ["SYN", "client", "0", "-"], ["SYN+ACK", "server", "0", "1"], ["ACK", "client", "1", "1"]]
+        ["SYN", "client", "0", "-"],
+        ["SYN+ACK", "server", "0", "1"],
+        ["ACK", "client", "1", "1"],
+    ]
     syn = RECORDING.segments[0]
     assert str(syn.seq) in sequence_table(RECORDING.segments)
     assert ack_relations(RECORDING.segments).count("True") == 3

@@ -30,13 +30,16 @@ def test_every_state_has_its_code_and_both_names(code, rfc_name, linux_name):
     assert str(state) == rfc_name
 
 
-@pytest.mark.parametrize(("state", "shown"), [
-    (TcpState.SYN_RECEIVED, "SYN-RECEIVED (Linux: SYN_RECV)"),
-    (TcpState.CLOSE_WAIT, "CLOSE-WAIT (Linux: CLOSE_WAIT)"),
-    (TcpState.CLOSED, "CLOSED (Linux: CLOSE)"),
-    (TcpState.LISTEN, "LISTEN"),
-    (TcpState.ESTABLISHED, "ESTABLISHED"),
-])
+@pytest.mark.parametrize(
+    ("state", "shown"),
+    [
+        (TcpState.SYN_RECEIVED, "SYN-RECEIVED (Linux: SYN_RECV)"),
+        (TcpState.CLOSE_WAIT, "CLOSE-WAIT (Linux: CLOSE_WAIT)"),
+        (TcpState.CLOSED, "CLOSED (Linux: CLOSE)"),
+        (TcpState.LISTEN, "LISTEN"),
+        (TcpState.ESTABLISHED, "ESTABLISHED"),
+    ],
+)
 def test_display_name_adds_linux_name_only_where_it_is_spelt_differently(state, shown):
     assert state.display_name == shown
 

@@ -20,8 +20,12 @@ pytestmark = pytest.mark.kernel
 EXPECTED = {
     "basic": [
         {"listener": "LISTEN", "queue": 0},
-        {"client": "ESTABLISHED", "server 1": "ESTABLISHED", "queue": 1,
-         "not accepted": ["server 1"]},
+        {
+            "client": "ESTABLISHED",
+            "server 1": "ESTABLISHED",
+            "queue": 1,
+            "not accepted": ["server 1"],
+        },
         {"server 1": "ESTABLISHED", "queue": 0, "accepted": ["server 1"]},
         {"result": "5 bytes"},
         {"result": "b'hello'"},
@@ -35,8 +39,12 @@ EXPECTED = {
         {"listener": "LISTEN", "queue": 0},
         {"client": "ESTABLISHED", "server 1": "ESTABLISHED", "queue": 1},
         {"client 2": "SYN_SENT", "server 2": None, "queue": 1, "pending": "client2.connect()"},
-        {"server 1": "ESTABLISHED", "accepted": ["server 1"], "wait": True,
-         "then": {"client 2": "ESTABLISHED", "server 2": "ESTABLISHED"}},
+        {
+            "server 1": "ESTABLISHED",
+            "accepted": ["server 1"],
+            "wait": True,
+            "then": {"client 2": "ESTABLISHED", "server 2": "ESTABLISHED"},
+        },
         {"server 2": "ESTABLISHED", "accepted": ["server 2"], "queue": 0},
         {"client": "FIN_WAIT2", "server 1": "CLOSE_WAIT"},
         {"client 2": "FIN_WAIT2", "server 2": "CLOSE_WAIT"},
@@ -94,6 +102,7 @@ def check_step(stepper, snapshot, expected: dict, label: str):
         snapshot = stepper.wait(KERNEL_TIMER_TIMEOUT)
         assert not snapshot.pending
         expected = {**expected, **expected["then"]}
+
     def settled():
         current = stepper.snapshot()
         return current if _states_hold(current, expected) else None
@@ -249,8 +258,9 @@ def test_the_widget_clicked_from_the_kernel_side():
         with StepperWidget(scenario) as widget:
             images = [widget._timeline.value]
             for step, expected in zip(SCENARIOS[scenario].steps, expectations, strict=True):
-                (button,) = wait_for(lambda: widget._buttons.children,
-                                     what=f"the {step.label} button")
+                (button,) = wait_for(
+                    lambda: widget._buttons.children, what=f"the {step.label} button"
+                )
                 assert button.description == step.label
                 button.click()
                 shown = widget.snapshot
@@ -279,5 +289,6 @@ def test_without_capture_the_stepper_says_why_in_one_sentence():
     with Stepper("basic", capture_packets=False) as stepper:
         stepper.step()
         assert stepper.step().packets == ()
-        assert stepper.packets_note == ("Packet capture is off for this stepper "
-                                        "(capture_packets=False).")
+        assert stepper.packets_note == (
+            "Packet capture is off for this stepper (capture_packets=False)."
+        )

@@ -201,9 +201,10 @@ def test_overlays_replace_rows_for_one_call_and_the_last_one_wins():
     endpoint = make_endpoint(S.LISTEN)
     syn = arriving(E.SYN)
     assert endpoint.rule_for(E.SYN) is TRANSITIONS[S.LISTEN, E.SYN]
-    assert endpoint.rule_for(E.SYN, (FULL_ACCEPT_QUEUE_RULES,)) is FULL_ACCEPT_QUEUE_RULES[
-        S.LISTEN, E.SYN
-    ]
+    assert (
+        endpoint.rule_for(E.SYN, (FULL_ACCEPT_QUEUE_RULES,))
+        is FULL_ACCEPT_QUEUE_RULES[S.LISTEN, E.SYN]
+    )
     # An overlay that has no row for this pair leaves the RFC's row in force.
     assert endpoint.rule_for(E.SYN, (DEFER_ACCEPT_RULES,)) is TRANSITIONS[S.LISTEN, E.SYN]
     later = {(S.LISTEN, E.SYN): TRANSITIONS[S.LISTEN, E.SYN]}

@@ -75,8 +75,9 @@ def test_a_handler_stuck_past_the_deadline_is_named(monkeypatch):
         release.set()  # the thread ends, and the last one out closes the wake-up pair
 
 
-@pytest.mark.parametrize("server_class", [LoopbackServer, ThreadPerConnectionEchoServer,
-                                          SelectorEchoServer])
+@pytest.mark.parametrize(
+    "server_class", [LoopbackServer, ThreadPerConnectionEchoServer, SelectorEchoServer]
+)
 def test_every_server_is_a_threaded_server(server_class):
     assert issubclass(server_class, ThreadedServer)
 

@@ -80,10 +80,14 @@ def test_one_bar_per_state_span_coloured_by_state():
         lane_spans = [span for span in recording.state_spans() if span.lane == lane]
         assert len(artists.bars[lane]) == len(lane_spans) == len(artists.spans[lane])
     assert [span.state for span in artists.spans["server 1"]] == [
-        TcpState.SYN_RECEIVED, TcpState.ESTABLISHED, TcpState.ESTABLISHED]
+        TcpState.SYN_RECEIVED,
+        TcpState.ESTABLISHED,
+        TcpState.ESTABLISHED,
+    ]
     established = artists.bars["client"][1]
     assert tuple(established.get_facecolor()[0][:3]) == pytest.approx(
-        tuple(int(state_colour("ESTABLISHED")[i:i + 2], 16) / 255 for i in (1, 3, 5)))
+        tuple(int(state_colour("ESTABLISHED")[i : i + 2], 16) / 255 for i in (1, 3, 5))
+    )
     # Each bar spans its state's time, in ms from the start of the recording.
     (path,) = established.get_paths()
     assert (path.vertices[:, 0].min(), path.vertices[:, 0].max()) == pytest.approx((4.0, 10.0))
@@ -91,16 +95,19 @@ def test_one_bar_per_state_span_coloured_by_state():
 
 def test_not_accepted_spans_are_hatched_and_the_rest_are_not():
     artists = plot_timeline(handshake_before_accept(), ax=Figure().add_subplot())
-    hatches = [(span.accepted, bar.get_hatch())
-               for span, bar in zip(artists.spans["server 1"], artists.bars["server 1"],
-                                    strict=True)]
+    hatches = [
+        (span.accepted, bar.get_hatch())
+        for span, bar in zip(artists.spans["server 1"], artists.bars["server 1"], strict=True)
+    ]
     assert hatches == [(False, NOT_ACCEPTED_HATCH), (False, NOT_ACCEPTED_HATCH), (True, None)]
     assert all(bar.get_hatch() is None for bar in artists.bars["client"])
 
 
 def test_a_connection_gone_before_anyone_accepted_it_is_not_hatched_once_gone():
-    events = [state(0, "server 1", TcpState.ESTABLISHED, accepted=False),
-              state(MS, "server 1", TcpState.CLOSED, accepted=False, gone=True)]
+    events = [
+        state(0, "server 1", TcpState.ESTABLISHED, accepted=False),
+        state(MS, "server 1", TcpState.CLOSED, accepted=False, gone=True),
+    ]
     artists = plot_timeline(Recording.from_events(events, 0, 2 * MS), ax=Figure().add_subplot())
     assert [bar.get_hatch() for bar in artists.bars["server 1"]] == [NOT_ACCEPTED_HATCH, None]
 
@@ -108,19 +115,29 @@ def test_a_connection_gone_before_anyone_accepted_it_is_not_hatched_once_gone():
 def test_legend_names_each_state_present_once_rfc_then_linux():
     artists = plot_timeline(handshake_before_accept(), ax=Figure().add_subplot())
     texts = [text.get_text() for text in artists.legend.get_texts()]
-    assert texts == ["LISTEN", "SYN-SENT (Linux: SYN_SENT)", "SYN-RECEIVED (Linux: SYN_RECV)",
-                     "ESTABLISHED",
-                     NOT_ACCEPTED_LABEL, "call made", "call returned", "still blocked"]
+    assert texts == [
+        "LISTEN",
+        "SYN-SENT (Linux: SYN_SENT)",
+        "SYN-RECEIVED (Linux: SYN_RECV)",
+        "ESTABLISHED",
+        NOT_ACCEPTED_LABEL,
+        "call made",
+        "call returned",
+        "still blocked",
+    ]
 
 
-@pytest.mark.parametrize(("name", "label"), [
-    ("SYN_RECV", "SYN-RECEIVED (Linux: SYN_RECV)"),
-    ("FIN_WAIT1", "FIN-WAIT-1 (Linux: FIN_WAIT1)"),
-    ("CLOSE", "CLOSED (Linux: CLOSE)"),
-    ("TIME_WAIT", "TIME-WAIT (Linux: TIME_WAIT)"),
-    ("ESTABLISHED", "ESTABLISHED"),
-    ("NO_SUCH_STATE", "NO_SUCH_STATE"),
-])
+@pytest.mark.parametrize(
+    ("name", "label"),
+    [
+        ("SYN_RECV", "SYN-RECEIVED (Linux: SYN_RECV)"),
+        ("FIN_WAIT1", "FIN-WAIT-1 (Linux: FIN_WAIT1)"),
+        ("CLOSE", "CLOSED (Linux: CLOSE)"),
+        ("TIME_WAIT", "TIME-WAIT (Linux: TIME_WAIT)"),
+        ("ESTABLISHED", "ESTABLISHED"),
+        ("NO_SUCH_STATE", "NO_SUCH_STATE"),
+    ],
+)
 def test_state_labels(name, label):
     assert state_label(name) == label
 
@@ -132,8 +149,19 @@ def test_labels_and_colours_take_a_state_as_well_as_its_name():
 
 
 def test_every_state_has_its_own_colour():
-    names = ["LISTEN", "SYN_SENT", "SYN_RECV", "ESTABLISHED", "FIN_WAIT1", "FIN_WAIT2",
-             "CLOSING", "TIME_WAIT", "CLOSE_WAIT", "LAST_ACK", "CLOSE"]
+    names = [
+        "LISTEN",
+        "SYN_SENT",
+        "SYN_RECV",
+        "ESTABLISHED",
+        "FIN_WAIT1",
+        "FIN_WAIT2",
+        "CLOSING",
+        "TIME_WAIT",
+        "CLOSE_WAIT",
+        "LAST_ACK",
+        "CLOSE",
+    ]
     assert len({state_colour(name) for name in names}) == len(names)
 
 
@@ -164,8 +192,10 @@ def test_a_call_still_blocked_runs_to_the_end_with_an_open_marker():
 
 
 def test_short_recordings_are_drawn_in_microseconds():
-    events = [state(100_000, "client", TcpState.SYN_SENT),
-              state(400_000, "client", TcpState.CLOSED)]
+    events = [
+        state(100_000, "client", TcpState.SYN_SENT),
+        state(400_000, "client", TcpState.CLOSED),
+    ]
     artists = plot_timeline(Recording.from_events(events, 0, 1_500_000), ax=Figure().add_subplot())
     assert artists.unit == "µs"
     assert artists.ax.get_xlabel() == "time since recording started (µs)"
@@ -192,7 +222,8 @@ def test_json_round_trip_draws_the_same():
     again = Recording.from_json(recording.to_json())
     first, second = (plot_timeline(r, ax=Figure().add_subplot()) for r in (recording, again))
     assert {lane: len(bars) for lane, bars in first.bars.items()} == {
-        lane: len(bars) for lane, bars in second.bars.items()}
+        lane: len(bars) for lane, bars in second.bars.items()
+    }
 
 
 def test_timeline_png_is_a_png():

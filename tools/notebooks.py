@@ -65,13 +65,17 @@ _CELL_ID = re.compile(r"^[a-zA-Z0-9_-]{1,64}$")
 # -- reading the course ---------------------------------------------------------------------------
 def course_paths(directory: Path) -> list[Path]:
     """The course's notebooks that exist in `directory`, in course order."""
-    return [directory / f"{stem}.ipynb" for stem in COURSE
-            if (directory / f"{stem}.ipynb").is_file()]
+    return [
+        directory / f"{stem}.ipynb" for stem in COURSE if (directory / f"{stem}.ipynb").is_file()
+    ]
 
 
 def missing_notebooks(directory: Path) -> list[Path]:
-    return [directory / f"{stem}.ipynb" for stem in COURSE
-            if not (directory / f"{stem}.ipynb").is_file()]
+    return [
+        directory / f"{stem}.ipynb"
+        for stem in COURSE
+        if not (directory / f"{stem}.ipynb").is_file()
+    ]
 
 
 def read(path: Path) -> nbformat.NotebookNode:
@@ -105,11 +109,15 @@ def goal_of(notebook) -> str:
     heading = next((i for i, line in enumerate(lines) if line.startswith("# ")), None)
     if heading is None:
         return ""
-    for line in lines[heading + 1:]:
+    for line in lines[heading + 1 :]:
         text = line.strip()
         if text and not text.startswith(("#", "<!--", "![", "|", "```")):
-            text = re.sub(r"^([-*+]\s+)?(\*\*|__)?goals?\s*:?\s*(\*\*|__)?\s*:?\s*", "", text,
-                          flags=re.IGNORECASE)
+            text = re.sub(
+                r"^([-*+]\s+)?(\*\*|__)?goals?\s*:?\s*(\*\*|__)?\s*:?\s*",
+                "",
+                text,
+                flags=re.IGNORECASE,
+            )
             return text
     return ""
 
@@ -147,25 +155,31 @@ def _markdown(cell_id: str, tag: str, source: str):
     return cell
 
 
-def with_navigation(notebook, stem: str, stems: list[str], titles: dict[str, str],
-                    goals: dict[str, str]):
+def with_navigation(
+    notebook, stem: str, stems: list[str], titles: dict[str, str], goals: dict[str, str]
+):
     """A copy of `notebook` with its navigation cells (and, in the map, the index) regenerated."""
     notebook = copy.deepcopy(notebook)
     source = navigation_source(stems, stems.index(stem), titles)
-    cells = [cell for cell in notebook.cells
-             if NAV_TAG not in cell.get("metadata", {}).get("tags", [])]
+    cells = [
+        cell for cell in notebook.cells if NAV_TAG not in cell.get("metadata", {}).get("tags", [])
+    ]
     if stem == COURSE[0]:
         index_cell = _markdown(INDEX_TAG, INDEX_TAG, index_source(stems, titles, goals))
-        position = next((i for i, cell in enumerate(cells)
-                         if INDEX_TAG in cell.metadata.get("tags", [])), None)
+        position = next(
+            (i for i, cell in enumerate(cells) if INDEX_TAG in cell.metadata.get("tags", [])), None
+        )
         if position is None:
             title = next((i for i, cell in enumerate(cells) if cell.cell_type == "markdown"), -1)
             cells.insert(title + 1, index_cell)
         else:
             index_cell.id = cells[position].get("id", INDEX_TAG)
             cells[position] = index_cell
-    notebook.cells = [_markdown("navigation-top", NAV_TAG, source), *cells,
-                      _markdown("navigation-bottom", NAV_TAG, source)]
+    notebook.cells = [
+        _markdown("navigation-top", NAV_TAG, source),
+        *cells,
+        _markdown("navigation-bottom", NAV_TAG, source),
+    ]
     return notebook
 
 
@@ -174,8 +188,11 @@ def normalize(notebook):
     """A copy of `notebook` in the canonical form (see the module docstring)."""
     notebook = copy.deepcopy(notebook)
     notebook.nbformat, notebook.nbformat_minor = 4, 5
-    metadata = {key: value for key, value in notebook.metadata.items()
-                if key not in DROPPED_NOTEBOOK_METADATA}
+    metadata = {
+        key: value
+        for key, value in notebook.metadata.items()
+        if key not in DROPPED_NOTEBOOK_METADATA
+    }
     metadata["kernelspec"] = dict(KERNELSPEC)
     metadata["language_info"] = {"name": "python"}
     notebook.metadata = nbformat.from_dict(metadata)
@@ -184,7 +201,7 @@ def normalize(notebook):
         cell_id = cell.get("id", "")
         if not _CELL_ID.match(cell_id) or cell_id in seen:
             digest = hashlib.sha256(f"{number}\0{cell.source}".encode()).hexdigest()
-            cell_id = next(digest[i:i + 8] for i in range(0, 56) if digest[i:i + 8] not in seen)
+            cell_id = next(digest[i : i + 8] for i in range(0, 56) if digest[i : i + 8] not in seen)
         cell.id = cell_id
         seen.add(cell_id)
         for key in DROPPED_CELL_METADATA:
@@ -213,8 +230,11 @@ def expected_texts(directory: Path) -> dict[Path, tuple[str, str, str]]:
     for path in paths:
         notebook = notebooks[path.stem]
         navigated = with_navigation(notebook, path.stem, stems, titles, goals)
-        result[path] = (path.read_text(encoding="utf-8"), canonical_text(normalize(notebook)),
-                        canonical_text(normalize(navigated)))
+        result[path] = (
+            path.read_text(encoding="utf-8"),
+            canonical_text(normalize(notebook)),
+            canonical_text(normalize(navigated)),
+        )
     return result
 
 
@@ -227,14 +247,20 @@ def _write_if_changed(path: Path, text: str) -> bool:
 
 def write_navigation(directory: Path) -> list[Path]:
     """Regenerate navigation and index (and normalize); return the notebooks changed."""
-    return [path for path, (_, _, text) in expected_texts(directory).items()
-            if _write_if_changed(path, text)]
+    return [
+        path
+        for path, (_, _, text) in expected_texts(directory).items()
+        if _write_if_changed(path, text)
+    ]
 
 
 def write_normalized(directory: Path) -> list[Path]:
     """Rewrite every notebook in the canonical form; return the notebooks changed."""
-    return [path for path, (_, text, _) in expected_texts(directory).items()
-            if _write_if_changed(path, text)]
+    return [
+        path
+        for path, (_, text, _) in expected_texts(directory).items()
+        if _write_if_changed(path, text)
+    ]
 
 
 # -- checking -------------------------------------------------------------------------------------
@@ -250,8 +276,10 @@ def execution_problems(notebook) -> list[str]:
         if cell.get("execution_count") is not None:
             counts.append(cell.execution_count)
     if counts != list(range(1, len(counts) + 1)):
-        problems.append(f"execution counts are {counts}, not 1..{len(counts)} in order "
-                        "(cells were run out of order or the kernel was restarted midway)")
+        problems.append(
+            f"execution counts are {counts}, not 1..{len(counts)} in order "
+            "(cells were run out of order or the kernel was restarted midway)"
+        )
     return problems
 
 
@@ -264,17 +292,24 @@ def _shown(path: Path) -> str:
 
 def check(directory: Path) -> list[str]:
     """Every problem found, one sentence each naming the notebook and what to run."""
-    problems = [f"{_shown(path)} is missing (the course in tools/notebooks.py lists it): "
-                f"write it, then {RUN_HINT}" for path in missing_notebooks(directory)]
+    problems = [
+        f"{_shown(path)} is missing (the course in tools/notebooks.py lists it): "
+        f"write it, then {RUN_HINT}"
+        for path in missing_notebooks(directory)
+    ]
     for path, (on_disk, normalized, navigated) in expected_texts(directory).items():
         for problem in execution_problems(read(path)):
             problems.append(f"{_shown(path)}: {problem}: {RUN_HINT}")
         if on_disk != normalized:
-            problems.append(f"{_shown(path)} is not in canonical form: run "
-                            "`python tools/notebooks.py normalize` (or `make notebooks-run`)")
+            problems.append(
+                f"{_shown(path)} is not in canonical form: run "
+                "`python tools/notebooks.py normalize` (or `make notebooks-run`)"
+            )
         elif normalized != navigated:
-            problems.append(f"{_shown(path)}: its navigation or course-index cells are stale: "
-                            "run `python tools/notebooks.py nav` (or `make notebooks-run`)")
+            problems.append(
+                f"{_shown(path)}: its navigation or course-index cells are stale: "
+                "run `python tools/notebooks.py nav` (or `make notebooks-run`)"
+            )
     return problems
 
 
@@ -287,8 +322,10 @@ def _current_environment_kernel():
 
     class CurrentEnvironmentSpecs(KernelSpecManager):
         def get_kernel_spec(self, kernel_name):
-            return self.kernel_spec_class(resource_dir=ipykernel.kernelspec.RESOURCES,
-                                          **ipykernel.kernelspec.get_kernel_dict())
+            return self.kernel_spec_class(
+                resource_dir=ipykernel.kernelspec.RESOURCES,
+                **ipykernel.kernelspec.get_kernel_dict(),
+            )
 
     class CurrentEnvironmentKernel(AsyncKernelManager):
         def __init__(self, **kwargs):
@@ -304,10 +341,15 @@ def execute(path: Path) -> float:
 
     notebook = read(path)
     started = time.monotonic()
-    NotebookClient(notebook, kernel_manager_class=_current_environment_kernel(),
-                   kernel_name="python3", timeout=CELL_TIMEOUT_SECONDS, record_timing=False,
-                   store_widget_state=True,
-                   resources={"metadata": {"path": str(path.parent)}}).execute()
+    NotebookClient(
+        notebook,
+        kernel_manager_class=_current_environment_kernel(),
+        kernel_name="python3",
+        timeout=CELL_TIMEOUT_SECONDS,
+        record_timing=False,
+        store_widget_state=True,
+        resources={"metadata": {"path": str(path.parent)}},
+    ).execute()
     elapsed = time.monotonic() - started
     path.write_text(canonical_text(normalize(notebook)), encoding="utf-8")
     return elapsed
@@ -321,8 +363,11 @@ def run(directory: Path, names: list[str]) -> int:
         for name in names:
             stem = Path(name).name.removesuffix(".ipynb")
             if stem not in by_name:
-                print(f"{name}: not a notebook of the course in {_shown(directory)}; "
-                      f"choose from {', '.join(by_name)}", file=sys.stderr)
+                print(
+                    f"{name}: not a notebook of the course in {_shown(directory)}; "
+                    f"choose from {', '.join(by_name)}",
+                    file=sys.stderr,
+                )
                 return 2
             chosen.append(by_name[stem])
         paths = chosen
@@ -333,18 +378,25 @@ def run(directory: Path, names: list[str]) -> int:
         try:
             seconds = execute(path)
         except CellExecutionError as error:
-            print(f"{_shown(path)} failed (left unchanged): fix the cell below and run again\n"
-                  f"{error}", file=sys.stderr)
+            print(
+                f"{_shown(path)} failed (left unchanged): fix the cell below and run again\n"
+                f"{error}",
+                file=sys.stderr,
+            )
             return 1
         total += seconds
         print(f"{seconds:6.1f} s  {path.name}")
         if seconds > NOTEBOOK_BUDGET_SECONDS:
-            print(f"WARNING: {path.name} took {seconds:.1f} s, over the "
-                  f"{NOTEBOOK_BUDGET_SECONDS} s budget for one notebook")
+            print(
+                f"WARNING: {path.name} took {seconds:.1f} s, over the "
+                f"{NOTEBOOK_BUDGET_SECONDS} s budget for one notebook"
+            )
     print(f"{total:6.1f} s  total for {len(paths)} notebooks")
     if total > COURSE_BUDGET_SECONDS:
-        print(f"WARNING: the notebooks took {total:.1f} s, over the "
-              f"{COURSE_BUDGET_SECONDS} s budget for the course")
+        print(
+            f"WARNING: the notebooks took {total:.1f} s, over the "
+            f"{COURSE_BUDGET_SECONDS} s budget for the course"
+        )
     write_navigation(directory)
     return 0
 
@@ -352,8 +404,12 @@ def run(directory: Path, names: list[str]) -> int:
 # -- command line ---------------------------------------------------------------------------------
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
-    parser.add_argument("--dir", type=Path, default=DEFAULT_DIRECTORY,
-                        help="the notebooks directory (default: notebooks/ of this repository)")
+    parser.add_argument(
+        "--dir",
+        type=Path,
+        default=DEFAULT_DIRECTORY,
+        help="the notebooks directory (default: notebooks/ of this repository)",
+    )
     commands = parser.add_subparsers(dest="command", required=True)
     commands.add_parser("nav", help="regenerate navigation cells and the course index")
     commands.add_parser("normalize", help="rewrite the notebooks in canonical form")

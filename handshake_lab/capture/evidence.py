@@ -83,9 +83,11 @@ class Capture:
         except (AttributeError, KeyError, TypeError, ValueError) as error:
             raise ValueError(f"this is not a capture's JSON: {error!r}") from None
         if frames is None and segments is None:
-            raise ValueError("this capture's JSON holds no frames: pass its segments "
-                             "(read from its pcap file)")
+            raise ValueError(
+                "this capture's JSON holds no frames: pass its segments (read from its pcap file)"
+            )
         return capture
+
 
 def state_at(states: Iterable[StateSample], side: str, time: float) -> TcpState | None:
     """The state ``side`` ('client' or 'server') was last seen in at or before ``time``.

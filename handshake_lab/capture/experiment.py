@@ -113,8 +113,9 @@ def _connect_sampling_states(
     return connection, _state_samples(recorder.recording, client_lane, epoch_offset_ns)
 
 
-def _state_samples(recording: Recording, client_lane: str,
-                   epoch_offset_ns: int) -> list[StateSample]:
+def _state_samples(
+    recording: Recording, client_lane: str, epoch_offset_ns: int
+) -> list[StateSample]:
     """Each end's state changes, in epoch seconds; the other lane is the server's end."""
     samples: list[StateSample] = []
     latest: dict[str, TcpState] = {}

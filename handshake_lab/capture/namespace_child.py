@@ -152,8 +152,13 @@ def main(argv: list[str]) -> int:
             ok=False, stage="experiment", errno=getattr(error, "errno", None), error=repr(error)
         )
         return 1
-    capture = Capture(result.segments, Tier.NAMESPACE, explanation="", states=result.states,
-                      slow_motion=slow_motion)
+    capture = Capture(
+        result.segments,
+        Tier.NAMESPACE,
+        explanation="",
+        states=result.states,
+        slow_motion=slow_motion,
+    )
     _report(ok=True, capture=capture.to_json())
     return 0
 

@@ -27,11 +27,14 @@ def _stem(slow_motion: bool) -> str:
 def load_shipped_capture(slow_motion: bool = False, directory: Path = DATA_DIRECTORY) -> Capture:
     """The capture shipped with the lab, with the date and kernel it was made on."""
     stem = _stem(slow_motion)
-    made = Capture.from_json((directory / f"{stem}.json").read_text(),
-                             segments=read_pcap(directory / f"{stem}.pcap"))
+    made = Capture.from_json(
+        (directory / f"{stem}.json").read_text(), segments=read_pcap(directory / f"{stem}.pcap")
+    )
     if made.recorded_on is None:
-        raise ValueError(f"{stem}.json does not say when it was recorded: record it again with "
-                         "tools/record_handshake.py")
+        raise ValueError(
+            f"{stem}.json does not say when it was recorded: record it again with "
+            "tools/record_handshake.py"
+        )
     date, kernel = made.recorded_on
     return dataclasses.replace(
         made,
@@ -41,8 +44,9 @@ def load_shipped_capture(slow_motion: bool = False, directory: Path = DATA_DIREC
     )
 
 
-def save_shipped_capture(capture: Capture, recorded_on: tuple[str, str],
-                         directory: Path = DATA_DIRECTORY) -> Path:
+def save_shipped_capture(
+    capture: Capture, recorded_on: tuple[str, str], directory: Path = DATA_DIRECTORY
+) -> Path:
     """Write ``capture`` (made now, on (date, kernel release)) as a pcap file and its sidecar.
 
     Returns the pcap file's path; the sidecar has the same name ending in .json.

@@ -105,7 +105,8 @@ class LoopbackSniffer(AbstractContextManager):
         while True:
             try:
                 frame, ancillary, _, address = packets.recvmsg(
-                    MAX_FRAME_BYTES, socket.CMSG_SPACE(16))
+                    MAX_FRAME_BYTES, socket.CMSG_SPACE(16)
+                )
             except BlockingIOError:
                 break
             if address[2] == PACKET_OUTGOING:

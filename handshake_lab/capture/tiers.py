@@ -102,8 +102,14 @@ def _run_namespace_child(arguments: list[str]) -> _ChildReport:
     )
     command = [sys.executable, "-m", "handshake_lab.capture.namespace_child", *arguments]
     try:
-        completed = subprocess.run(command, capture_output=True, text=True,
-                                   timeout=CAPTURE_TIMEOUT, env=environment, check=False)
+        completed = subprocess.run(
+            command,
+            capture_output=True,
+            text=True,
+            timeout=CAPTURE_TIMEOUT,
+            env=environment,
+            check=False,
+        )
     except subprocess.TimeoutExpired:
         return _ChildReport(False, "experiment", f"no answer in {CAPTURE_TIMEOUT} s")
     except OSError as error:  # e.g. this Python cannot be started again by this user
@@ -124,8 +130,10 @@ def _namespace_unavailable(report: _ChildReport) -> str:
     if report.stage == "platform":
         return f"private network namespaces exist only on Linux, not on {sys.platform}"
     if report.stage == "namespace":
-        return ("this machine does not allow unprivileged user namespaces "
-                f"({report.error}; containers and Ubuntu 24.04 often forbid them)")
+        return (
+            "this machine does not allow unprivileged user namespaces "
+            f"({report.error}; containers and Ubuntu 24.04 often forbid them)"
+        )
     return f"the namespace experiment failed ({report.error})"
 
 
@@ -135,8 +143,9 @@ def _namespace_allowed() -> str:
     return "this kernel allows unprivileged user namespaces"
 
 
-def _choose_tier(tiers: Iterable[Tier | str] | None, slow_motion: bool,
-                 namespace_arguments: list[str]) -> _Choice:
+def _choose_tier(
+    tiers: Iterable[Tier | str] | None, slow_motion: bool, namespace_arguments: list[str]
+) -> _Choice:
     """Walk LIVE, NAMESPACE, SHIPPED once: the first allowed and available tier, and why.
 
     The namespace child runs with ``namespace_arguments``: a probe, or the experiment itself.

@@ -78,7 +78,7 @@ def _exchange(client: socket.socket, message: bytes) -> tuple[bytes, str]:
             events = ready[0][1]
             try:
                 if events & selectors.EVENT_WRITE and sent < len(message):
-                    sent += client.send(message[sent:sent + 16384])
+                    sent += client.send(message[sent : sent + 16384])
                     if sent == len(message):
                         selector.modify(client, selectors.EVENT_READ)
                 if events & selectors.EVENT_READ:
@@ -118,23 +118,30 @@ def _why_nothing(run: _HandlerRun, reason: str, message: bytes) -> str:
     if raised:
         return raised
     if reason == "timeout":
-        return (f"nothing came back within {ANSWER_TIMEOUT:g} s after {_preview(message)}: "
-                "call conn.sendall(data) with each piece recv() returns, as soon as it arrives")
-    return ("the connection closed before anything came back: your handler returned without "
-            "sending; send back what recv() returned")
+        return (
+            f"nothing came back within {ANSWER_TIMEOUT:g} s after {_preview(message)}: "
+            "call conn.sendall(data) with each piece recv() returns, as soon as it arrives"
+        )
+    return (
+        "the connection closed before anything came back: your handler returned without "
+        "sending; send back what recv() returned"
+    )
 
 
 def _signature_problem(handler) -> str | None:
     if not callable(handler):
-        return (f"check() needs your handler function itself, e.g. check(my_echo), "
-                f"got {type(handler).__name__}")
+        return (
+            f"check() needs your handler function itself, e.g. check(my_echo), "
+            f"got {type(handler).__name__}"
+        )
     if inspect.iscoroutinefunction(handler) or inspect.isgeneratorfunction(handler):
         return "write the handler as a plain `def` (not async def, no yield): it runs in a thread"
     try:
         inspect.signature(handler).bind(None)
     except TypeError:
-        return ("the handler must take exactly one argument, the connected socket: "
-                "def my_echo(conn):")
+        return (
+            "the handler must take exactly one argument, the connected socket: def my_echo(conn):"
+        )
     except ValueError:
         pass  # a builtin without a signature: just try it
     return None
@@ -159,8 +166,12 @@ def check(handler) -> Feedback:
                 if not run.finished.wait(0.05):
                     run.abort()
     except RuntimeError as error:  # a thread that would not stop
-        feedback.expect(False, "", f"your handler could not be stopped ({error}): it must "
-                        "return when its connection closes")
+        feedback.expect(
+            False,
+            "",
+            f"your handler could not be stopped ({error}): it must "
+            "return when its connection closes",
+        )
     return feedback
 
 
@@ -168,24 +179,39 @@ def _talk(client: socket.socket, run: _HandlerRun, feedback: Feedback) -> None:
     for number, message in enumerate((b"hello", b"world")):
         reply, reason = _exchange(client, message)
         if number == 1 and not reply and reason != "timeout":
-            feedback.expect(False, "", _raised(run) or (
-                "it answered the first message and then returned: loop until recv() returns "
-                "b'', so one connection can carry many messages"))
+            feedback.expect(
+                False,
+                "",
+                _raised(run)
+                or (
+                    "it answered the first message and then returned: loop until recv() returns "
+                    "b'', so one connection can carry many messages"
+                ),
+            )
             return
         if not reply:
             feedback.expect(False, "", _why_nothing(run, reason, message))
             return
-        if not feedback.expect(reply == message, f"it echoed {message!r} back unchanged",
-                               f"it sent back {_preview(reply)} instead of {message!r}: send "
-                               "back exactly the bytes recv() returned"):
+        if not feedback.expect(
+            reply == message,
+            f"it echoed {message!r} back unchanged",
+            f"it sent back {_preview(reply)} instead of {message!r}: send "
+            "back exactly the bytes recv() returned",
+        ):
             return
 
     reply, reason = _exchange(client, LARGE_MESSAGE)
     size = f"a {len(LARGE_MESSAGE) // 1024} KiB message"
     if reply != LARGE_MESSAGE:
-        feedback.expect(False, "", _raised(run) or (
-            f"{size} came back as {len(reply)} bytes ({reason}): keep calling recv() and "
-            "send back every piece, without decoding it"))
+        feedback.expect(
+            False,
+            "",
+            _raised(run)
+            or (
+                f"{size} came back as {len(reply)} bytes ({reason}): keep calling recv() and "
+                "send back every piece, without decoding it"
+            ),
+        )
         return
     feedback.expect(True, f"{size} of every byte value came back whole", "")
 
@@ -198,12 +224,16 @@ def _talk(client: socket.socket, run: _HandlerRun, feedback: Feedback) -> None:
         returned,
         "when the client closed, recv() returned b'' and your handler returned",
         f"your handler was still running {SHORT_TIMEOUT:g} s after the client closed: when "
-        "recv() returns b'' the client has finished, so stop the loop (if not data: break)")
+        "recv() returns b'' the client has finished, so stop the loop (if not data: break)",
+    )
     if returned:
         client.settimeout(ANSWER_TIMEOUT)
         try:
             last = client.recv(1)
         except OSError:
             last = b""
-        feedback.expect(last == b"", "then the server closed its side: the client read b''",
-                        f"after the client closed, the handler still sent {last!r}")
+        feedback.expect(
+            last == b"",
+            "then the server closed its side: the client read b''",
+            f"after the client closed, the handler still sent {last!r}",
+        )

@@ -26,29 +26,39 @@ def _judge(answer, truth: TcpState, client_side: TcpState | None, case: str) -> 
     if isinstance(answer, BaseException):
         hint = ""
         if isinstance(answer, (ValueError, IndexError)):
-            hint = (": no row matched? the server's side has local = server_address and "
-                    "remote = client_address")
+            hint = (
+                ": no row matched? the server's side has local = server_address and "
+                "remote = client_address"
+            )
         return False, f"{case}: your function raised {type(answer).__name__}: {answer}{hint}"
     if answer is None:
         return False, f"{case}: it returned None; return the row's state, e.g. `return row.state`"
     if isinstance(answer, TcpSocketRow):
         return False, f"{case}: it returned the whole row; return just its state, `row.state`"
     if isinstance(answer, (list, tuple)):
-        return False, (f"{case}: it returned a {type(answer).__name__} of {len(answer)} items; "
-                       "pick the one row of the server's side and return its .state")
+        return False, (
+            f"{case}: it returned a {type(answer).__name__} of {len(answer)} items; "
+            "pick the one row of the server's side and return its .state"
+        )
     if isinstance(answer, str):
-        return False, (f"{case}: it returned the string {answer!r}; return a TcpState such as "
-                       "row.state, so it compares with TcpState members")
+        return False, (
+            f"{case}: it returned the string {answer!r}; return a TcpState such as "
+            "row.state, so it compares with TcpState members"
+        )
     if not isinstance(answer, TcpState):
         return False, f"{case}: it returned {answer!r}; return a TcpState such as row.state"
     if answer is truth:
         return True, f"{case}: you found {name}, as the kernel says"
     if answer is TcpState.LISTEN:
-        return False, (f"{case}: LISTEN is the listener's row; the connection's own row has "
-                       "remote = client_address")
+        return False, (
+            f"{case}: LISTEN is the listener's row; the connection's own row has "
+            "remote = client_address"
+        )
     if answer is client_side:
-        return False, (f"{case}: you found {answer.rfc_name}, the client's side; the server's "
-                       f"side, {name}, has local = server_address, remote = client_address")
+        return False, (
+            f"{case}: you found {answer.rfc_name}, the client's side; the server's "
+            f"side, {name}, has local = server_address, remote = client_address"
+        )
     return False, f"{case}: you found {answer.rfc_name}, but the kernel says {name}"
 
 
@@ -65,15 +75,22 @@ def check(server_side_state) -> Feedback:
     if not callable(server_side_state):
         feedback.expect(False, "", "pass your function itself: check(server_side_state)")
         return feedback
-    with LoopbackServer(auto_accept=False) as server, \
-            contextlib.closing(connect(server.address)) as fresh, \
-            contextlib.closing(connect(server.address)) as leaving:
+    with (
+        LoopbackServer(auto_accept=False) as server,
+        contextlib.closing(connect(server.address)) as fresh,
+        contextlib.closing(connect(server.address)) as leaving,
+    ):
         fresh_address, leaving_address = fresh.getsockname(), leaving.getsockname()
         close(leaving)  # this client closes before anyone accepts its connection
-        cases = [("a fresh connection", fresh_address,
-                  TcpState.ESTABLISHED, TcpState.ESTABLISHED),
-                 ("a connection whose client has closed", leaving_address,
-                  TcpState.CLOSE_WAIT, TcpState.FIN_WAIT_2)]
+        cases = [
+            ("a fresh connection", fresh_address, TcpState.ESTABLISHED, TcpState.ESTABLISHED),
+            (
+                "a connection whose client has closed",
+                leaving_address,
+                TcpState.CLOSE_WAIT,
+                TcpState.FIN_WAIT_2,
+            ),
+        ]
         for case, client_address, expected, client_expected in cases:
             truth = wait_for_state(server.address, client_address, state=expected)
             client_side = wait_for_state(client_address, server.address, state=client_expected)
@@ -83,4 +100,3 @@ def check(server_side_state) -> Feedback:
             right, text = _judge(answer, truth, client_side, case)
             feedback.expect(right, text, text)
     return feedback
-

@@ -24,15 +24,17 @@ def _settled_snapshot(stepper: Stepper, predicted: dict[str, TcpState | None]) -
     def settled() -> bool:
         seen.append(stepper.snapshot())
         snapshot = seen[-1]
-        return (all(snapshot.state_of(lane) is state for lane, state in predicted.items())
-                or not any(view.state in _PASSING for view in snapshot.sockets))
+        return all(
+            snapshot.state_of(lane) is state for lane, state in predicted.items()
+        ) or not any(view.state in _PASSING for view in snapshot.sockets)
 
     poll_until(settled, timeout=SHORT_TIMEOUT, interval=0.005)
     return seen[-1]
 
 
-def check(predicted: dict, *, scenario: str = "client-closes-first",
-          after: str = "client.close()") -> Feedback:
+def check(
+    predicted: dict, *, scenario: str = "client-closes-first", after: str = "client.close()"
+) -> Feedback:
     """Run `scenario` up to and including step `after`, compare the kernel with `predicted`.
 
     `predicted` maps a socket ('listener', 'client', 'server 1', ...) to a state name in any
@@ -40,8 +42,9 @@ def check(predicted: dict, *, scenario: str = "client-closes-first",
     """
     feedback = Feedback(f"Your table after {after} ({scenario})")
     if scenario not in SCENARIOS:
-        feedback.expect(False, "", f"there is no scenario {scenario!r}; use one of "
-                                   f"{', '.join(SCENARIOS)}")
+        feedback.expect(
+            False, "", f"there is no scenario {scenario!r}; use one of {', '.join(SCENARIOS)}"
+        )
         return feedback
     labels = [step.label for step in SCENARIOS[scenario].steps]
     if after not in labels:
@@ -51,12 +54,18 @@ def check(predicted: dict, *, scenario: str = "client-closes-first",
         feedback.expect(False, "", "tcp_syncookies=2 here: pick another scenario")
         return feedback
     if not isinstance(predicted, dict) or not predicted:
-        feedback.expect(False, "", "write your prediction as a dict, e.g. "
-                                   "{'client': 'FIN-WAIT-2', 'server 1': 'CLOSE-WAIT'}")
+        feedback.expect(
+            False,
+            "",
+            "write your prediction as a dict, e.g. "
+            "{'client': 'FIN-WAIT-2', 'server 1': 'CLOSE-WAIT'}",
+        )
         return feedback
     try:
-        expected = {lane: None if name is None else TcpState.from_name(name)
-                    for lane, name in predicted.items()}
+        expected = {
+            lane: None if name is None else TcpState.from_name(name)
+            for lane, name in predicted.items()
+        }
     except (ValueError, AttributeError) as error:
         feedback.expect(False, "", f"{error}")
         return feedback
@@ -69,16 +78,21 @@ def check(predicted: dict, *, scenario: str = "client-closes-first",
     lanes = [view.lane for view in snapshot.sockets]
     for lane, state in expected.items():
         if lane not in lanes:
-            feedback.expect(False, "", f"there is no socket called {lane!r} here; the sockets "
-                                       f"are {lanes}")
+            feedback.expect(
+                False, "", f"there is no socket called {lane!r} here; the sockets are {lanes}"
+            )
             continue
         actual = snapshot.state_of(lane)
         shown = actual.rfc_name if actual else "not in the kernel"
         guess = state.rfc_name if state else "not in the kernel"
-        feedback.expect(actual is state, f"{lane}: {shown}, as you said",
-                        f"{lane}: you said {guess}, the kernel says {shown}")
+        feedback.expect(
+            actual is state,
+            f"{lane}: {shown}, as you said",
+            f"{lane}: you said {guess}, the kernel says {shown}",
+        )
     missing = [lane for lane in lanes if lane not in expected]
     if missing:
-        feedback.expect(False, "", f"you left out {missing}: say what the kernel holds for "
-                                   "every socket")
+        feedback.expect(
+            False, "", f"you left out {missing}: say what the kernel holds for every socket"
+        )
     return feedback

@@ -53,25 +53,35 @@ def _ask(clients_that_finish: Callable, backlog: int) -> tuple[int | None, str]:
     try:
         answer = clients_that_finish(backlog)
     except Exception as error:  # the learner's bug becomes feedback
-        return None, (f"clients_that_finish({backlog}) raised {type(error).__name__}: {error}; "
-                      "it must return a whole number")
+        return None, (
+            f"clients_that_finish({backlog}) raised {type(error).__name__}: {error}; "
+            "it must return a whole number"
+        )
     if isinstance(answer, bool) or not isinstance(answer, int):
-        return None, (f"clients_that_finish({backlog}) returned {answer!r} "
-                      f"({type(answer).__name__}); return a whole number (an int) such as 5")
+        return None, (
+            f"clients_that_finish({backlog}) returned {answer!r} "
+            f"({type(answer).__name__}); return a whole number (an int) such as 5"
+        )
     return answer, ""
 
 
 def _hint(backlog: int, answer: int, measured: int) -> str:
     said = f"listen({backlog}): you said {answer}, the kernel let {measured} finish"
     if answer == backlog:
-        return (f"{said}. Linux calls the queue full only when it holds more than the "
-                "backlog, so one more connection fits: try backlog + 1")
+        return (
+            f"{said}. Linux calls the queue full only when it holds more than the "
+            "backlog, so one more connection fits: try backlog + 1"
+        )
     if answer <= 0:
-        return (f"{said}. The kernel finishes handshakes without accept(): they wait, "
-                "ESTABLISHED, in the accept queue")
+        return (
+            f"{said}. The kernel finishes handshakes without accept(): they wait, "
+            "ESTABLISHED, in the accept queue"
+        )
     if answer > measured:
-        return (f"{said}. Client {measured + 1} stayed in SYN-SENT: the full queue dropped "
-                "its SYN, so the backlog does limit the finished, unaccepted connections")
+        return (
+            f"{said}. Client {measured + 1} stayed in SYN-SENT: the full queue dropped "
+            "its SYN, so the backlog does limit the finished, unaccepted connections"
+        )
     return f"{said}. Compare your formula with the measured counts for each backlog"
 
 
@@ -87,10 +97,9 @@ def check(clients_that_finish: Callable) -> Feedback:
             feedback.expect(False, "", problem)
             continue
         measured = count_finished_handshakes(backlog)
-        feedback.expect(answer == measured,
-                        f"listen({backlog}): you said {answer}, the kernel let {measured} "
-                        "finish",
-                        _hint(backlog, answer, measured))
+        feedback.expect(
+            answer == measured,
+            f"listen({backlog}): you said {answer}, the kernel let {measured} finish",
+            _hint(backlog, answer, measured),
+        )
     return feedback
-
-

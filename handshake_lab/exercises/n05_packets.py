@@ -23,17 +23,20 @@ def _call(predict_acks, syn_seq: int, syn_ack_seq: int) -> tuple[object, str]:
     try:
         answer = predict_acks(syn_seq, syn_ack_seq)
     except Exception as error:  # the learner's bug, turned into a sentence
-        return None, (f"predict_acks raised {type(error).__name__}: {error}; it gets two ints "
-                      "(syn_seq, syn_ack_seq) and returns two ints")
+        return None, (
+            f"predict_acks raised {type(error).__name__}: {error}; it gets two ints "
+            "(syn_seq, syn_ack_seq) and returns two ints"
+        )
     if not isinstance(answer, (tuple, list)) or len(answer) != 2:
-        return None, (f"predict_acks returned {answer!r}; return two numbers: "
-                      "(the SYN+ACK's ack, the final ACK's ack)")
+        return None, (
+            f"predict_acks returned {answer!r}; return two numbers: "
+            "(the SYN+ACK's ack, the final ACK's ack)"
+        )
     for name, value in zip(("SYN+ACK's ack", "final ACK's ack"), answer, strict=True):
         if value is Ellipsis:
             return None, f"the {name} is still ...: replace it with an expression"
         if isinstance(value, bool) or not isinstance(value, int):
-            return None, (f"the {name} is {value!r}, not a whole number: sequence numbers are "
-                          "ints")
+            return None, (f"the {name} is {value!r}, not a whole number: sequence numbers are ints")
     return tuple(answer), ""
 
 
@@ -41,11 +44,15 @@ def _hint(predicted: int, syn_seq: int, syn_ack_seq: int, own: str, other: str) 
     """Why one predicted ack is wrong, for the ack that acknowledges `own`'s SYN."""
     own_seq = syn_seq if own == "SYN" else syn_ack_seq
     if predicted == own_seq:
-        return (f"that is the {own}'s own seq; an ack names the next byte expected, and a SYN "
-                "counts as one byte: add 1")
+        return (
+            f"that is the {own}'s own seq; an ack names the next byte expected, and a SYN "
+            "counts as one byte: add 1"
+        )
     if predicted in (0, 1):
-        return ("that is a relative number (as Wireshark shows by default); the wire carries "
-                f"absolute numbers: start from the {own}'s seq")
+        return (
+            "that is a relative number (as Wireshark shows by default); the wire carries "
+            f"absolute numbers: start from the {own}'s seq"
+        )
     if predicted in (syn_seq, syn_ack_seq, syn_seq + 1, syn_ack_seq + 1):
         return f"that is built on the {other}'s seq; this ack answers the {own}: use its seq"
     if predicted >= SEQUENCE_SPACE:

@@ -45,26 +45,35 @@ def check(close_without_time_wait: Callable) -> Feedback:
         if problem:
             feedback.expect(False, "", problem)
             return feedback
-        feedback.expect(not still_open, "your function closed the socket",
-                        "the socket was still open after your function: it must call close()")
+        feedback.expect(
+            not still_open,
+            "your function closed the socket",
+            "the socket was still open after your function: it must call close()",
+        )
         try:
             accepted.recv(100)
             reset_seen = False
         except ConnectionResetError:
             reset_seen = True
         close(accepted)  # the server closes its side too, as a real server would
-        left = wait_for_state(client_end, server.address, state=TcpState.TIME_WAIT,
-                              timeout=0.05)
+        left = wait_for_state(client_end, server.address, state=TcpState.TIME_WAIT, timeout=0.05)
     if left is TcpState.TIME_WAIT:
-        feedback.expect(False, "", "the client is in TIME-WAIT: a plain close() by the side "
-                        "that closes first ends there; set SO_LINGER to (1, 0) before close()")
+        feedback.expect(
+            False,
+            "",
+            "the client is in TIME-WAIT: a plain close() by the side "
+            "that closes first ends there; set SO_LINGER to (1, 0) before close()",
+        )
     else:
-        feedback.expect(left is None, "the kernel has nothing left of the client's side: "
-                        "no TIME-WAIT",
-                        f"the kernel still shows the client in {left}: close it with "
-                        "SO_LINGER (1, 0) so it sends RST")
-    feedback.expect(reset_seen, "the server's recv() raised ConnectionResetError: the client "
-                    "sent RST, not FIN",
-                    "the server saw an orderly FIN, not a reset: SO_LINGER (1, 0) makes "
-                    "close() send RST")
+        feedback.expect(
+            left is None,
+            "the kernel has nothing left of the client's side: no TIME-WAIT",
+            f"the kernel still shows the client in {left}: close it with "
+            "SO_LINGER (1, 0) so it sends RST",
+        )
+    feedback.expect(
+        reset_seen,
+        "the server's recv() raised ConnectionResetError: the client sent RST, not FIN",
+        "the server saw an orderly FIN, not a reset: SO_LINGER (1, 0) makes close() send RST",
+    )
     return feedback

@@ -28,8 +28,10 @@ CLIENT_TIMEOUT = 1.0
 #: The short load test's size: enough to see every connection answered, quick to run.
 CHECK_CONNECTIONS = 200
 
-_REGISTER = (f"selector.register(connection, selectors.EVENT_READ, {CONNECTION!r}) after "
-             "connection.setblocking(False)")
+_REGISTER = (
+    f"selector.register(connection, selectors.EVENT_READ, {CONNECTION!r}) after "
+    "connection.setblocking(False)"
+)
 
 
 def _round_trip(address, message: bytes) -> tuple[bytes | None, str]:
@@ -45,29 +47,39 @@ def _round_trip(address, message: bytes) -> tuple[bytes | None, str]:
 def _explain_error(error: BaseException, where: str) -> str:
     name = f"{type(error).__name__}: {error}"
     if isinstance(error, ConnectionResetError):
-        return (f"on_ready raised {name} (on {where}): these clients close with RST (SO_LINGER "
-                "0, so no TIME_WAIT is left); treat ConnectionResetError from recv() like b'': "
-                "selector.unregister(sock), then sock.close()")
+        return (
+            f"on_ready raised {name} (on {where}): these clients close with RST (SO_LINGER "
+            "0, so no TIME_WAIT is left); treat ConnectionResetError from recv() like b'': "
+            "selector.unregister(sock), then sock.close()"
+        )
     if isinstance(error, BlockingIOError):
-        return (f"on_ready raised {name} (on {where}): call accept() or recv() only on the "
-                "socket whose key is ready (key.fileobj), once per call")
+        return (
+            f"on_ready raised {name} (on {where}): call accept() or recv() only on the "
+            "socket whose key is ready (key.fileobj), once per call"
+        )
     if isinstance(error, (KeyError, ValueError)) and "register" in str(error).lower():
-        return (f"on_ready raised {type(error).__name__} (on {where}) saying a socket is already "
-                "registered: a closed socket's number is reused by the next accept(), so call "
-                "selector.unregister(sock) before sock.close()")
+        return (
+            f"on_ready raised {type(error).__name__} (on {where}) saying a socket is already "
+            "registered: a closed socket's number is reused by the next accept(), so call "
+            "selector.unregister(sock) before sock.close()"
+        )
     return f"on_ready raised {name} (on {where}); the server's loop stopped there: fix that line"
 
 
 def _why_no_echo(reply: bytes | None, problem: str, message: bytes) -> str:
     if reply == b"" or problem.startswith(("ConnectionResetError", "BrokenPipeError")):
-        return ("the server closed the connection without answering: after accept(), keep the "
-                f"connection in the selector with {_REGISTER}; a socket kept nowhere is closed "
-                "when on_ready returns")
+        return (
+            "the server closed the connection without answering: after accept(), keep the "
+            f"connection in the selector with {_REGISTER}; a socket kept nowhere is closed "
+            "when on_ready returns"
+        )
     if reply is not None:
         return f"sent {message!r}, got back {reply!r}: send back exactly the bytes recv() gave"
     if problem == "timeout":
-        return (f"no answer within {CLIENT_TIMEOUT:g} s: when key.data == {CONNECTION!r}, "
-                "recv() from key.fileobj and send the bytes back")
+        return (
+            f"no answer within {CLIENT_TIMEOUT:g} s: when key.data == {CONNECTION!r}, "
+            "recv() from key.fileobj and send the bytes back"
+        )
     return f"the client failed: {problem}"
 
 
@@ -92,9 +104,13 @@ def check(on_ready) -> Feedback:
         with server:
             _run_clients(server, feedback)
             # Let the loop see the last clients leave before asking what it kept.
-            poll_until(lambda: not (feedback.passed and server.connection_count() > 0
-                                    and not server.errors),
-                       timeout=SHORT_TIMEOUT, interval=0.005)
+            poll_until(
+                lambda: (
+                    not (feedback.passed and server.connection_count() > 0 and not server.errors)
+                ),
+                timeout=SHORT_TIMEOUT,
+                interval=0.005,
+            )
     except RuntimeError as error:  # on_ready blocked and the loop could not be stopped
         stuck = str(error)
     if server.errors:
@@ -105,8 +121,12 @@ def check(on_ready) -> Feedback:
         server.errors.clear()
         return feedback
     if stuck:
-        feedback.expect(False, "", "on_ready never returned, so the server could not stop: "
-                        "never wait in it (no loops around recv(), no blocking calls)")
+        feedback.expect(
+            False,
+            "",
+            "on_ready never returned, so the server could not stop: "
+            "never wait in it (no loops around recv(), no blocking calls)",
+        )
         return feedback
     if all(ok for ok, _ in feedback.lines):
         feedback.expect(
@@ -126,8 +146,11 @@ def check(on_ready) -> Feedback:
 
 def _run_clients(server: SelectorEchoServer, feedback: Feedback) -> None:
     reply, problem = _round_trip(server.address, b"hello")
-    if not feedback.expect(reply == b"hello", "one client: its message came back",
-                           "one client: " + _why_no_echo(reply, problem, b"hello")):
+    if not feedback.expect(
+        reply == b"hello",
+        "one client: its message came back",
+        "one client: " + _why_no_echo(reply, problem, b"hello"),
+    ):
         return
     with socket.create_connection(server.address, timeout=CLIENT_TIMEOUT) as silent:
         reply, problem = _round_trip(server.address, b"second")
@@ -138,12 +161,17 @@ def _run_clients(server: SelectorEchoServer, feedback: Feedback) -> None:
         "two clients: the second was answered while the first sat silent",
         "two clients: the second got no answer while the first sat silent, so on_ready waits "
         "on one connection; recv() only from key.fileobj when its key is ready, and return"
-        if problem == "timeout" else "two clients: " + _why_no_echo(reply, problem, b"second"),
+        if problem == "timeout"
+        else "two clients: " + _why_no_echo(reply, problem, b"second"),
     ):
         return
     result = measure_connections_per_second(
-        lambda: contextlib.nullcontext(server), CHECK_CONNECTIONS, 4,
-        timeout=CLIENT_TIMEOUT, max_seconds=10.0)
+        lambda: contextlib.nullcontext(server),
+        CHECK_CONNECTIONS,
+        4,
+        timeout=CLIENT_TIMEOUT,
+        max_seconds=10.0,
+    )
     feedback.expect(
         result.answered == CHECK_CONNECTIONS,
         f"load test: all {CHECK_CONNECTIONS} short connections from 4 client threads were answered",

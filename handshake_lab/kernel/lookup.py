@@ -83,8 +83,14 @@ def connection_state(local, remote) -> TcpState | None:
     return found[0] if found else None
 
 
-def wait_for_state(local, remote, *, state: TcpState | None = None, gone: bool = False,
-                   timeout: float = SHORT_TIMEOUT) -> TcpState | None:
+def wait_for_state(
+    local,
+    remote,
+    *,
+    state: TcpState | None = None,
+    gone: bool = False,
+    timeout: float = SHORT_TIMEOUT,
+) -> TcpState | None:
     """Poll until local -> remote is in `state` (or, with `gone`, has left the kernel).
 
     Gives up after `timeout` seconds and returns the last state seen (None: no connection).
@@ -126,7 +132,8 @@ class ConnectionLookup:
                 self._diag = None
         # A plain function, not a method: the recorder calls it for every socket it samples.
         self.held: Callable[[socket.socket], HeldState] = (
-            tcp_info.state_and_queue if _tcp_info_available() else _held_by_psutil)
+            tcp_info.state_and_queue if _tcp_info_available() else _held_by_psutil
+        )
 
     def prepare(self, local, remote) -> object:
         """The lookup of local -> remote, made once, to pass to states() as often as needed."""

@@ -113,8 +113,10 @@ def parse_tcp_table(
         if number == 1 or not line.strip():
             continue  # the header
         fields = line.split()
-        if wanted is not None and len(fields) > 2 and not (
-            fields[1].endswith(wanted) or fields[2].endswith(wanted)
+        if (
+            wanted is not None
+            and len(fields) > 2
+            and not (fields[1].endswith(wanted) or fields[2].endswith(wanted))
         ):
             continue
         try:
@@ -182,11 +184,15 @@ def format_rows(rows: Iterable[TcpSocketRow], server_address, client_address) ->
             roles.append((1, "client", row))
         elif row.local == server_address and row.remote == client_address:
             roles.append((2, "server side", row))
-    lines = [f"{'socket':<12} {'local':<22} {'remote':<22} {'state (Linux)':<14} "
-             f"{'RFC 9293 name':<14} accepted"]
+    lines = [
+        f"{'socket':<12} {'local':<22} {'remote':<22} {'state (Linux)':<14} "
+        f"{'RFC 9293 name':<14} accepted"
+    ]
     for _, role, row in sorted(roles, key=lambda item: item[0]):
         local, remote = (f"{host}:{port}" for host, port in (row.local, row.remote))
         accepted = "-" if role != "server side" else ("yes" if row.accepted else "no")
-        lines.append(f"{role:<12} {local:<22} {remote:<22} {row.state.linux_name:<14} "
-                     f"{row.state.rfc_name:<14} {accepted}")
+        lines.append(
+            f"{role:<12} {local:<22} {remote:<22} {row.state.linux_name:<14} "
+            f"{row.state.rfc_name:<14} {accepted}"
+        )
     return "\n".join(lines)

@@ -66,8 +66,20 @@ def tcp_sockets_from_psutil(port: int | None = None) -> list[TcpSocketRow]:
         state = _PSUTIL_STATES.get(conn.status)
         if state is None:
             continue  # psutil's NONE: not a TCP state
-        rows.append(TcpSocketRow(local, remote, state, tx_queue=0, rx_queue=0, timer="none",
-                                 timer_seconds=0.0, retransmits=0, uid=-1, inode=0))
+        rows.append(
+            TcpSocketRow(
+                local,
+                remote,
+                state,
+                tx_queue=0,
+                rx_queue=0,
+                timer="none",
+                timer_seconds=0.0,
+                retransmits=0,
+                uid=-1,
+                inode=0,
+            )
+        )
     return rows
 
 

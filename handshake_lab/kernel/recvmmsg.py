@@ -24,10 +24,15 @@ class _IOVec(ctypes.Structure):
 
 
 class _MsgHdr(ctypes.Structure):  # struct msghdr, as on every 64- and 32-bit Linux ABI
-    _fields_ = [("name", ctypes.c_void_p), ("namelen", ctypes.c_uint32),
-                ("iov", ctypes.POINTER(_IOVec)), ("iovlen", ctypes.c_size_t),
-                ("control", ctypes.c_void_p), ("controllen", ctypes.c_size_t),
-                ("flags", ctypes.c_int)]
+    _fields_ = [
+        ("name", ctypes.c_void_p),
+        ("namelen", ctypes.c_uint32),
+        ("iov", ctypes.POINTER(_IOVec)),
+        ("iovlen", ctypes.c_size_t),
+        ("control", ctypes.c_void_p),
+        ("controllen", ctypes.c_size_t),
+        ("flags", ctypes.c_int),
+    ]
 
 
 class _MMsgHdr(ctypes.Structure):
@@ -40,8 +45,13 @@ def _load_recvmmsg():
         function = libc.recvmmsg
     except (OSError, AttributeError):
         return None
-    function.argtypes = [ctypes.c_int, ctypes.POINTER(_MMsgHdr), ctypes.c_uint, ctypes.c_int,
-                         ctypes.c_void_p]
+    function.argtypes = [
+        ctypes.c_int,
+        ctypes.POINTER(_MMsgHdr),
+        ctypes.c_uint,
+        ctypes.c_int,
+        ctypes.c_void_p,
+    ]
     function.restype = ctypes.c_int
     return function
 
@@ -71,11 +81,18 @@ class DatagramReceiver:
         if _recvmmsg is None:
             return [self._receive_one(timeout)]
         while True:
-            received = _recvmmsg(self._sock.fileno(), self._messages, wanted,
-                                 _MSG_WAITFORONE | socket.MSG_DONTWAIT, None)
+            received = _recvmmsg(
+                self._sock.fileno(),
+                self._messages,
+                wanted,
+                _MSG_WAITFORONE | socket.MSG_DONTWAIT,
+                None,
+            )
             if received >= 0:
-                return [self._view[i * self.size:i * self.size + self._messages[i].length]
-                        for i in range(received)]
+                return [
+                    self._view[i * self.size : i * self.size + self._messages[i].length]
+                    for i in range(received)
+                ]
             code = ctypes.get_errno()
             if code not in (errno.EAGAIN, errno.EWOULDBLOCK, errno.EINTR):
                 raise OSError(code, os.strerror(code))
@@ -84,7 +101,7 @@ class DatagramReceiver:
 
     def _receive_one(self, timeout: float) -> memoryview:
         self._wait_readable(timeout)
-        size = self._sock.recv_into(self._view[:self.size], self.size, socket.MSG_DONTWAIT)
+        size = self._sock.recv_into(self._view[: self.size], self.size, socket.MSG_DONTWAIT)
         return self._view[:size]
 
     def _wait_readable(self, timeout: float) -> None:

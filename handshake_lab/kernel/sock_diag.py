@@ -29,12 +29,14 @@ _NLMSG_HEADER = struct.Struct("=IHHII")
 # One whole request: struct nlmsghdr, then struct inet_diag_req_v2 with its inet_diag_sockid
 # (include/uapi/linux/inet_diag.h). Ports go in network byte order (htons), addresses as
 # inet_pton gives them, the interface and the cookie in host order.
-_REQUEST = struct.Struct("=IHHII" "BBBxI" "HH16s16s" "III")
+_REQUEST = struct.Struct("=IHHIIBBBxIHH16s16sIII")
 _NO_COOKIE = 0xFFFFFFFF
 _SEQUENCE_OFFSET, _PORTS_OFFSET = 8, 24  # of nlmsg_seq; of idiag_sport and idiag_dport
 # A template's three constant parts around the sequence number and the (htons'd) ports.
-_FILLED = struct.Struct(f"={_SEQUENCE_OFFSET}sI{_PORTS_OFFSET - _SEQUENCE_OFFSET - 4}sHH"
-                        f"{_REQUEST.size - _PORTS_OFFSET - 4}s")
+_FILLED = struct.Struct(
+    f"={_SEQUENCE_OFFSET}sI{_PORTS_OFFSET - _SEQUENCE_OFFSET - 4}sHH"
+    f"{_REQUEST.size - _PORTS_OFFSET - 4}s"
+)
 _BATCH = 64  # requests per datagram: well under the netlink message size limit
 _TIMEOUT = 1.0  # the kernel answers while send() runs; this only bounds a broken kernel
 _INODE = struct.Struct("=I")
@@ -62,19 +64,35 @@ def _template(local_host: str, remote_host: str) -> tuple[bytes, bytes, bytes]:
     only parts that change from one connection to the next."""
     family = family_of(local_host)
     whole = _REQUEST.pack(
-        _REQUEST.size, _SOCK_DIAG_BY_FAMILY, _NLM_F_REQUEST, 0, 0,
-        family, socket.IPPROTO_TCP, 0, 0xFFFFFFFF, 0, 0,
-        _packed_address(family, local_host), _packed_address(family, remote_host),
-        0, _NO_COOKIE, _NO_COOKIE,
+        _REQUEST.size,
+        _SOCK_DIAG_BY_FAMILY,
+        _NLM_F_REQUEST,
+        0,
+        0,
+        family,
+        socket.IPPROTO_TCP,
+        0,
+        0xFFFFFFFF,
+        0,
+        0,
+        _packed_address(family, local_host),
+        _packed_address(family, remote_host),
+        0,
+        _NO_COOKIE,
+        _NO_COOKIE,
     )
-    return whole[:_SEQUENCE_OFFSET], whole[_SEQUENCE_OFFSET + 4:_PORTS_OFFSET], \
-        whole[_PORTS_OFFSET + 4:]
+    return (
+        whole[:_SEQUENCE_OFFSET],
+        whole[_SEQUENCE_OFFSET + 4 : _PORTS_OFFSET],
+        whole[_PORTS_OFFSET + 4 :],
+    )
 
 
 def _request(sequence: int, local: Address, remote: Address) -> Request:
     before, between, after = _template(local[0], remote[0])
-    message = _FILLED.pack(before, sequence, between, socket.htons(local[1]),
-                           socket.htons(remote[1]), after)
+    message = _FILLED.pack(
+        before, sequence, between, socket.htons(local[1]), socket.htons(remote[1]), after
+    )
     return Request(sequence, message, remote[1])
 
 
@@ -131,7 +149,7 @@ class SockDiag:
         """The (state, inode) or None for each request, up to _BATCH per send()."""
         results = []
         for start in range(0, len(requests), _BATCH):
-            results.extend(self._lookup_batch(requests[start:start + _BATCH]))
+            results.extend(self._lookup_batch(requests[start : start + _BATCH]))
         return results
 
     def _lookup_batch(self, requests: list[Request]) -> list:
@@ -146,11 +164,15 @@ class SockDiag:
                 offset = 0
                 while offset < len(datagram) and len(results) < wanted:
                     length, kind, _flags, sequence, _pid = _NLMSG_HEADER.unpack_from(
-                        datagram, offset)
+                        datagram, offset
+                    )
                     request = requests[len(results)]
                     if sequence == request.sequence:
-                        results.append(_decode_reply(kind, datagram, offset + _NLMSG_HEADER.size,
-                                                     request.remote_port))
+                        results.append(
+                            _decode_reply(
+                                kind, datagram, offset + _NLMSG_HEADER.size, request.remote_port
+                            )
+                        )
                     offset += (length + 3) & ~3
         return results
 

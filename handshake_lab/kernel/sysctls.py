@@ -84,9 +84,14 @@ def describe_syn_retries(settings: KernelSettings) -> str:
     linear = settings.syn_linear_timeouts
     gaps = syn_retry_gaps(linear, 6)
     schedule = ", ".join(f"{sum(gaps[: i + 1]):g}" for i in range(len(gaps)))
-    phase = (f"the first {linear} retries 1 s apart, then doubling"
-             if linear else "each wait double the last")
-    return (f"tcp_syn_retries={settings.syn_retries}"
-            + (f", tcp_syn_linear_timeouts={linear}" if linear is not None else "")
-            + f": an unanswered SYN is sent again about {schedule} s after the first, "
-            f"{phase}")
+    phase = (
+        f"the first {linear} retries 1 s apart, then doubling"
+        if linear
+        else "each wait double the last"
+    )
+    return (
+        f"tcp_syn_retries={settings.syn_retries}"
+        + (f", tcp_syn_linear_timeouts={linear}" if linear is not None else "")
+        + f": an unanswered SYN is sent again about {schedule} s after the first, "
+        f"{phase}"
+    )

@@ -37,8 +37,10 @@ def _tcp_info(sock: socket.socket) -> tuple[int, ...]:
     if not isinstance(sock, socket.socket):
         raise TypeError(f"expected a socket.socket, got {type(sock).__name__}")
     if sock.fileno() < 0:
-        raise ValueError("this socket is closed: the kernel state of a closed socket can only be "
-                         "found by its addresses (see handshake_lab.tcp_sockets)")
+        raise ValueError(
+            "this socket is closed: the kernel state of a closed socket can only be "
+            "found by its addresses (see handshake_lab.tcp_sockets)"
+        )
     if sock.type != socket.SOCK_STREAM:
         raise ValueError("TCP_INFO is for TCP sockets: create the socket with SOCK_STREAM")
     raw = sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_INFO, _TCP_INFO_HEAD.size)
@@ -72,8 +74,9 @@ def syn_retransmits(sock: socket.socket) -> int:
     return _tcp_info(sock)[_RETRANSMITS]
 
 
-def wait_for_syn_retransmit(sock: socket.socket, started: float, *,
-                            timeout: float = KERNEL_TIMER_TIMEOUT) -> float:
+def wait_for_syn_retransmit(
+    sock: socket.socket, started: float, *, timeout: float = KERNEL_TIMER_TIMEOUT
+) -> float:
     """Poll a SYN-SENT socket until the kernel has retransmitted its SYN once; seconds taken.
 
     `started` is a time.monotonic() taken just before connect(); the result is the seconds
@@ -81,10 +84,13 @@ def wait_for_syn_retransmit(sock: socket.socket, started: float, *,
     RETRANSMIT_POLL_INTERVAL). Raises TimeoutError after `timeout` seconds from `started`.
     """
     left = max(0.0, started + timeout - time.monotonic())
-    if not poll_until(lambda: syn_retransmits(sock) >= 1, timeout=left,
-                      interval=RETRANSMIT_POLL_INTERVAL):
-        raise TimeoutError(f"the kernel did not retransmit the SYN within {timeout} s: "
-                           "is the socket still in SYN-SENT, its SYN unanswered?")
+    if not poll_until(
+        lambda: syn_retransmits(sock) >= 1, timeout=left, interval=RETRANSMIT_POLL_INTERVAL
+    ):
+        raise TimeoutError(
+            f"the kernel did not retransmit the SYN within {timeout} s: "
+            "is the socket still in SYN-SENT, its SYN unanswered?"
+        )
     return time.monotonic() - started
 
 
@@ -98,6 +104,7 @@ def accept_queue(listener: socket.socket) -> AcceptQueue:
     info = _tcp_info(listener)
     state = TcpState.from_code(info[0])
     if state is not TcpState.LISTEN:
-        raise ValueError(f"accept_queue() needs a listening socket, this one is {state}: "
-                         "call listen() first")
+        raise ValueError(
+            f"accept_queue() needs a listening socket, this one is {state}: call listen() first"
+        )
     return AcceptQueue(length=info[_UNACKED], maximum=info[_SACKED])

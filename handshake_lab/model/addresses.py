@@ -28,16 +28,19 @@ def loopback_host(host: object) -> str:
     except ValueError:
         raise ValueError(f"{host!r} is not an IP address: use '127.0.0.1' or '::1'") from None
     if not address.is_loopback:
-        raise ValueError(f"{host} is not a loopback address: the lab stays on this machine "
-                         "(127.0.0.1 or ::1) so no experiment ever touches a real network")
+        raise ValueError(
+            f"{host} is not a loopback address: the lab stays on this machine "
+            "(127.0.0.1 or ::1) so no experiment ever touches a real network"
+        )
     return str(address)
 
 
 def loopback_address(address: object) -> Address:
     """A (host, port) pair on loopback, or a clear error that says what to pass."""
     if not isinstance(address, (tuple, list)) or len(address) < 2:
-        raise TypeError(f"address must be a (host, port) pair such as server.address, "
-                        f"got {address!r}")
+        raise TypeError(
+            f"address must be a (host, port) pair such as server.address, got {address!r}"
+        )
     host, port = address[0], address[1]
     if isinstance(port, bool) or not isinstance(port, int):
         raise TypeError(f"port must be an int, got {type(port).__name__}: pass server.address")

@@ -56,8 +56,10 @@ def sequence_table(segments: list[Segment], *, absolute: bool = True) -> str:
 def ack_relations(segments: list[Segment]) -> str:
     """The handshake's two ack rules, each as a True/False line (stable text for any ISNs)."""
     syn, syn_ack, ack = handshake_of(segments)
-    return "\n".join([
-        f"SYN+ACK ack = SYN seq + 1:     {syn_ack.ack == (syn.seq + 1) % SEQUENCE_SPACE}",
-        f"ACK ack     = SYN+ACK seq + 1: {ack.ack == (syn_ack.seq + 1) % SEQUENCE_SPACE}",
-        f"ACK seq     = SYN seq + 1:     {ack.seq == (syn.seq + 1) % SEQUENCE_SPACE}",
-    ])
+    return "\n".join(
+        [
+            f"SYN+ACK ack = SYN seq + 1:     {syn_ack.ack == (syn.seq + 1) % SEQUENCE_SPACE}",
+            f"ACK ack     = SYN+ACK seq + 1: {ack.ack == (syn_ack.seq + 1) % SEQUENCE_SPACE}",
+            f"ACK seq     = SYN seq + 1:     {ack.seq == (syn.seq + 1) % SEQUENCE_SPACE}",
+        ]
+    )

@@ -63,15 +63,17 @@ class TcpEvent(enum.Enum):
         return self in _ARRIVALS
 
 
-_ARRIVALS = frozenset({
-    TcpEvent.SYN,
-    TcpEvent.SYN_ACK,
-    TcpEvent.ACK,
-    TcpEvent.DATA,
-    TcpEvent.FIN,
-    TcpEvent.FIN_ACK,
-    TcpEvent.RST,
-})
+_ARRIVALS = frozenset(
+    {
+        TcpEvent.SYN,
+        TcpEvent.SYN_ACK,
+        TcpEvent.ACK,
+        TcpEvent.DATA,
+        TcpEvent.FIN,
+        TcpEvent.FIN_ACK,
+        TcpEvent.RST,
+    }
+)
 
 
 class Rule(NamedTuple):
@@ -308,12 +310,14 @@ class Endpoint:
                 return overlay[key]
         if key in TRANSITIONS:
             return TRANSITIONS[key]
-        allowed = sorted({
-            possible.value
-            for table in (TRANSITIONS, *overlays)
-            for state, possible in table
-            if state is self.state
-        })
+        allowed = sorted(
+            {
+                possible.value
+                for table in (TRANSITIONS, *overlays)
+                for state, possible in table
+                if state is self.state
+            }
+        )
         raise IllegalTransition(
             f"the {self.name} is in {self.state.display_name}, where "
             f"{event.name} ({event.value}) cannot happen; possible here: {', '.join(allowed)}"
@@ -490,4 +494,3 @@ def expected_close(client_isn: int, server_isn: int) -> list[LadderStep]:
     connection.close("client")
     connection.close("server")
     return connection.ladder[handshake_len:]
-

@@ -37,8 +37,13 @@ _REAP_AT = 64
 class Background:
     """The threads of one server, worker pool or sniffer; see the module docstring."""
 
-    def __init__(self, name: str, *, ignore_errors_after_stop: bool = False,
-                 join_timeout: float = THREAD_JOIN_TIMEOUT) -> None:
+    def __init__(
+        self,
+        name: str,
+        *,
+        ignore_errors_after_stop: bool = False,
+        join_timeout: float = THREAD_JOIN_TIMEOUT,
+    ) -> None:
         self.name = name
         self.ignore_errors_after_stop = ignore_errors_after_stop
         self.join_timeout = join_timeout
@@ -62,8 +67,7 @@ class Background:
                     self._waker[1].send(b"x")
             return self._waker[0]
 
-    def start(self, target: Callable[..., object], *args: object,
-              name: str) -> threading.Thread:
+    def start(self, target: Callable[..., object], *args: object, name: str) -> threading.Thread:
         """Run ``target(*args)`` in a new thread; its exception is kept for close()."""
         if self._closed:
             raise RuntimeError(f"{self.name} is closed: make a new one")
@@ -78,8 +82,9 @@ class Background:
                 self._finished()
 
         context = contextvars.copy_context()
-        thread = threading.Thread(target=context.run, args=(run,),
-                                  name=f"handshake-lab-{name}", daemon=True)
+        thread = threading.Thread(
+            target=context.run, args=(run,), name=f"handshake-lab-{name}", daemon=True
+        )
         with self._lock:
             if len(self._threads) >= _REAP_AT:
                 self._threads = [t for t in self._threads if t.is_alive()]
@@ -113,8 +118,9 @@ class Background:
                 with contextlib.suppress(OSError):
                     self._waker[1].send(b"x")
 
-    def join(self, threads: Iterable[threading.Thread] | None = None, *,
-             timeout: float | None = None) -> list[str]:
+    def join(
+        self, threads: Iterable[threading.Thread] | None = None, *, timeout: float | None = None
+    ) -> list[str]:
         """Join `threads` (all by default) within `timeout` (``join_timeout`` by default);
         the names of those still alive."""
         with self._lock:
@@ -136,16 +142,19 @@ class Background:
         if self._closed:
             return
         self.stop()
-        stuck = self.join(timeout=None if deadline is None
-                          else max(0.0, deadline - time.monotonic()))
+        stuck = self.join(
+            timeout=None if deadline is None else max(0.0, deadline - time.monotonic())
+        )
         with self._lock:
             self._closed = True
             if self._running == 0:
                 self._close_waker()
         if stuck:
-            raise RuntimeError(f"{self.name}: threads still running after "
-                               f"{self.join_timeout} s: {stuck}; a thread must return "
-                               "when its socket closes or stop() is called")
+            raise RuntimeError(
+                f"{self.name}: threads still running after "
+                f"{self.join_timeout} s: {stuck}; a thread must return "
+                "when its socket closes or stop() is called"
+            )
         if raise_errors:
             self.raise_errors()
 

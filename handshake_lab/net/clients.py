@@ -87,12 +87,13 @@ def finish_connect(sock: socket.socket, *, timeout: float = LOOPBACK_TIMEOUT) ->
     """Wait until a `start_connect` socket is connected; raise its error or TimeoutError."""
     check_open(sock)
     timeout = check_timeout(timeout)
-    with traced(sock, "connect() finished"), \
-            selectors.DefaultSelector() as selector:
+    with traced(sock, "connect() finished"), selectors.DefaultSelector() as selector:
         selector.register(sock, selectors.EVENT_WRITE)
         if not selector.select(timeout):
-            raise TimeoutError(f"the handshake did not finish within {timeout} s: is the "
-                               "server's accept queue full? accept() a connection to free it")
+            raise TimeoutError(
+                f"the handshake did not finish within {timeout} s: is the "
+                "server's accept queue full? accept() a connection to free it"
+            )
         error = sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
         if error:
             raise OSError(error, f"connect() failed: {errno.errorcode.get(error, error)}")
@@ -104,16 +105,19 @@ def send(sock: socket.socket, data: bytes, *, timeout: float = LOOPBACK_TIMEOUT)
     """Send all of `data`, or raise TimeoutError if the peer stops reading for `timeout`."""
     check_open(sock)
     if not isinstance(data, (bytes, bytearray, memoryview)):
-        raise TypeError(f"send() takes bytes such as b'hello', got {type(data).__name__}: "
-                        "encode text first, e.g. 'hello'.encode()")
+        raise TypeError(
+            f"send() takes bytes such as b'hello', got {type(data).__name__}: "
+            "encode text first, e.g. 'hello'.encode()"
+        )
     sock.settimeout(check_timeout(timeout))
     with traced(sock, "send()") as call:
         sock.sendall(data)
         call.detail = f"{len(data)} bytes"
 
 
-def receive(sock: socket.socket, max_bytes: int = 65536, *,
-            timeout: float = LOOPBACK_TIMEOUT) -> bytes:
+def receive(
+    sock: socket.socket, max_bytes: int = 65536, *, timeout: float = LOOPBACK_TIMEOUT
+) -> bytes:
     """One recv(): up to `max_bytes` bytes, b'' when the peer has closed; TimeoutError if none."""
     check_open(sock)
     if isinstance(max_bytes, bool) or not isinstance(max_bytes, int) or max_bytes <= 0:

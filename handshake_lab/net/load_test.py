@@ -73,8 +73,9 @@ def time_wait_rows(port: int) -> frozenset[tuple[Address, Address]]:
     from ..kernel.lookup import tcp_sockets
     from ..model.states import TcpState
 
-    return frozenset((row.local, row.remote) for row in tcp_sockets(port)
-                     if row.state is TcpState.TIME_WAIT)
+    return frozenset(
+        (row.local, row.remote) for row in tcp_sockets(port) if row.state is TcpState.TIME_WAIT
+    )
 
 
 @dataclass(frozen=True)
@@ -104,9 +105,11 @@ class LoadTestResult:
         return self.answered / self.seconds if self.seconds > 0 else 0.0
 
     def __str__(self) -> str:
-        text = (f"{self.server}: {self.answered} of {self.connections} connections answered "
-                f"in {self.seconds:.2f} s by {self.concurrency} client threads: "
-                f"{self.rate:,.0f} connections/s")
+        text = (
+            f"{self.server}: {self.answered} of {self.connections} connections answered "
+            f"in {self.seconds:.2f} s by {self.concurrency} client threads: "
+            f"{self.rate:,.0f} connections/s"
+        )
         if self.errors:
             text += f"\n  first problem: {self.errors[0]}"
         return text
@@ -143,8 +146,9 @@ def measure_connections_per_second(
     answered = [0]
     errors: list[str] = []
     start = threading.Barrier(concurrency + 1, timeout=THREAD_JOIN_TIMEOUT)
-    shares = [connections // concurrency + (i < connections % concurrency)
-              for i in range(concurrency)]
+    shares = [
+        connections // concurrency + (i < connections % concurrency) for i in range(concurrency)
+    ]
 
     with server_factory() as server:
         address = server.address
@@ -171,8 +175,9 @@ def measure_connections_per_second(
                     answered[0] += done
 
         # Each client gives up within max_seconds plus one timeout for its last connection.
-        with Background("load-test clients", join_timeout=max_seconds + 3 * timeout
-                        + THREAD_JOIN_TIMEOUT) as clients:
+        with Background(
+            "load-test clients", join_timeout=max_seconds + 3 * timeout + THREAD_JOIN_TIMEOUT
+        ) as clients:
             for index, share in enumerate(shares):
                 clients.start(client, share, name=f"load-{index}")
             try:
@@ -183,5 +188,6 @@ def measure_connections_per_second(
             clients.close()  # joins them all; names any still running
             seconds = time.perf_counter() - began
         port = address[1]
-    return LoadTestResult(name, port, connections, concurrency, answered[0], seconds,
-                          tuple(errors), time_wait_before)
+    return LoadTestResult(
+        name, port, connections, concurrency, answered[0], seconds, tuple(errors), time_wait_before
+    )

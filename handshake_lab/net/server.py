@@ -37,18 +37,27 @@ class LoopbackServer(ThreadedServer):
 
     ignore_errors_after_stop = False  # a handler's bug is raised even if it shows at exit
 
-    def __init__(self, host: str = "127.0.0.1", *, backlog: int = 128,
-                 auto_accept: bool = True, handler: Handler | None = echo,
-                 defer_accept: int | None = None) -> None:
+    def __init__(
+        self,
+        host: str = "127.0.0.1",
+        *,
+        backlog: int = 128,
+        auto_accept: bool = True,
+        handler: Handler | None = echo,
+        defer_accept: int | None = None,
+    ) -> None:
         super().__init__(host, backlog=backlog, name="server")
-        if defer_accept is not None and (isinstance(defer_accept, bool)
-                                         or not isinstance(defer_accept, int)
-                                         or defer_accept <= 0):
-            raise ValueError(f"defer_accept must be a whole number of seconds > 0, "
-                             f"got {defer_accept!r}")
+        if defer_accept is not None and (
+            isinstance(defer_accept, bool) or not isinstance(defer_accept, int) or defer_accept <= 0
+        ):
+            raise ValueError(
+                f"defer_accept must be a whole number of seconds > 0, got {defer_accept!r}"
+            )
         if auto_accept and handler is None:
-            raise ValueError("auto_accept=True needs a handler; pass auto_accept=False to "
-                             "accept() connections yourself")
+            raise ValueError(
+                "auto_accept=True needs a handler; pass auto_accept=False to "
+                "accept() connections yourself"
+            )
         self.auto_accept, self.handler = auto_accept, handler
         self.defer_accept = defer_accept
 
@@ -70,8 +79,10 @@ class LoopbackServer(ThreadedServer):
     def accept(self, *, timeout: float = LOOPBACK_TIMEOUT) -> socket.socket:
         """Take one finished connection off the accept queue; TimeoutError if none comes."""
         if self.auto_accept:
-            raise RuntimeError("this server accepts by itself in a background thread: make it "
-                               "with LoopbackServer(auto_accept=False) to call accept() yourself")
+            raise RuntimeError(
+                "this server accepts by itself in a background thread: make it "
+                "with LoopbackServer(auto_accept=False) to call accept() yourself"
+            )
         listener = self.listener
         timeout = check_timeout(timeout)
         if listener.gettimeout() != timeout:  # a system call each time otherwise

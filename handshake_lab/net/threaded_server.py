@@ -53,16 +53,16 @@ class ThreadedServer:
     #: close() began is never dropped, however late the thread hands it to the Background.
     ignore_errors_after_stop = True
 
-    def __init__(self, host: str = "127.0.0.1", *, backlog: int = 128,
-                 name: str | None = None) -> None:
+    def __init__(
+        self, host: str = "127.0.0.1", *, backlog: int = 128, name: str | None = None
+    ) -> None:
         self.host = loopback_host(host)
         if isinstance(backlog, bool) or not isinstance(backlog, int) or backlog < 0:
             raise ValueError(f"backlog must be an int >= 0, got {backlog!r}")
         self.backlog = backlog
         self.served = 0
         self.connections: list[socket.socket] = []
-        self._background = Background(name or type(self).__name__,
-                                      join_timeout=THREAD_JOIN_TIMEOUT)
+        self._background = Background(name or type(self).__name__, join_timeout=THREAD_JOIN_TIMEOUT)
         self._stopping = self._background.stopping
         self._listener_users: list[threading.Thread] = []
         self._listener: socket.socket | None = None
@@ -128,8 +128,10 @@ class ThreadedServer:
     # -- what the learner sees --------------------------------------------------------
     def _require_running(self) -> None:
         if self._listener is None or self._closed:
-            raise RuntimeError(f"the server is not running: use it inside `with "
-                               f"{type(self).__name__}() as server:`")
+            raise RuntimeError(
+                f"the server is not running: use it inside `with "
+                f"{type(self).__name__}() as server:`"
+            )
 
     @property
     def listener(self) -> socket.socket:

@@ -30,8 +30,7 @@ class Lane(Protocol):
 class Tracer(Protocol):
     """What the helpers report; the Recorder implements it."""
 
-    def begin(self, sock: socket.socket, role: str, remote: Address | None,
-              name: str) -> Lane: ...
+    def begin(self, sock: socket.socket, role: str, remote: Address | None, name: str) -> Lane: ...
     def returned(self, actor: str, lane: str, name: str, detail: str = "") -> None: ...
     def failed(self, actor: str, lane: str, name: str, error: BaseException) -> None: ...
     def client_port_known(self, sock: socket.socket, local: Address) -> None: ...
@@ -39,7 +38,8 @@ class Tracer(Protocol):
 
 
 _current: contextvars.ContextVar[Tracer | None] = contextvars.ContextVar(
-    "handshake_lab_tracer", default=None)
+    "handshake_lab_tracer", default=None
+)
 
 
 def current_tracer() -> Tracer | None:
@@ -65,8 +65,9 @@ class traced:  # noqa: N801 - used like a function: `with traced(sock, "send()")
 
     __slots__ = ("tracer", "actor", "lane", "name", "detail")
 
-    def __init__(self, sock: socket.socket, name: str, role: str = "client",
-                 remote: Address | None = None) -> None:
+    def __init__(
+        self, sock: socket.socket, name: str, role: str = "client", remote: Address | None = None
+    ) -> None:
         self.tracer = tracer = _current.get()
         self.name, self.detail = name, ""
         if tracer is not None:

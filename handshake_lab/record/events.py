@@ -74,21 +74,32 @@ class Event(_KernelFields):
         if not isinstance(self.state, TcpState):
             raise ValueError(f"a state event needs state=TcpState.<NAME>, got {self.state!r}")
         if self.name not in ("", self.state.linux_name):
-            raise ValueError(f"a state event is named by its state, {self.state.linux_name!r}, "
-                             f"not {self.name!r}")
+            raise ValueError(
+                f"a state event is named by its state, {self.state.linux_name!r}, not {self.name!r}"
+            )
         if self.detail:
-            raise ValueError("a state event has no detail: its accepted, queue and gone "
-                             "fields say it")
+            raise ValueError(
+                "a state event has no detail: its accepted, queue and gone fields say it"
+            )
         if self.queue is not None and self.state is not TcpState.LISTEN:
             raise ValueError(f"only a LISTEN socket has an accept queue, not {self.state.name}")
         object.__setattr__(self, "name", self.state.linux_name)
 
     @classmethod
-    def of_state(cls, time_ns: int, lane: str, state: TcpState, *, accepted: bool = True,
-                 queue: AcceptQueue | None = None, gone: bool = False) -> Event:
+    def of_state(
+        cls,
+        time_ns: int,
+        lane: str,
+        state: TcpState,
+        *,
+        accepted: bool = True,
+        queue: AcceptQueue | None = None,
+        gone: bool = False,
+    ) -> Event:
         """A kernel state change seen on `lane`."""
-        return cls(time_ns, STATE, lane, state.linux_name, "kernel", "", state, accepted,
-                   queue, gone)
+        return cls(
+            time_ns, STATE, lane, state.linux_name, "kernel", "", state, accepted, queue, gone
+        )
 
 
 @dataclasses.dataclass(frozen=True)
@@ -184,11 +195,21 @@ class Recording:
                 pending.setdefault(key, []).append(event)
             elif event.kind in (RETURN, ERROR) and pending.get(key):
                 call = pending[key].pop(0)
-                spans.append(CallSpan(event.lane, call.actor, call.name, call.time_ns,
-                                      event.time_ns, event.detail, event.kind == ERROR))
+                spans.append(
+                    CallSpan(
+                        event.lane,
+                        call.actor,
+                        call.name,
+                        call.time_ns,
+                        event.time_ns,
+                        event.detail,
+                        event.kind == ERROR,
+                    )
+                )
         for calls in pending.values():
-            spans.extend(CallSpan(c.lane, c.actor, c.name, c.time_ns, None, "still blocked")
-                         for c in calls)
+            spans.extend(
+                CallSpan(c.lane, c.actor, c.name, c.time_ns, None, "still blocked") for c in calls
+            )
         return sorted(spans, key=lambda span: span.call_ns)
 
     def states_of(self, lane: str) -> list[str]:
@@ -197,26 +218,35 @@ class Recording:
 
     def queue_lengths(self, lane: str = "listener") -> list[int]:
         """The accept-queue lengths seen on a listener's lane, in time order."""
-        return [e.queue.length for e in self.events
-                if e.kind == STATE and e.lane == lane and e.queue is not None]
+        return [
+            e.queue.length
+            for e in self.events
+            if e.kind == STATE and e.lane == lane and e.queue is not None
+        ]
 
     def first(self, kind: str, lane: str, name: str) -> Event | None:
         """The first event of this kind, lane and name, or None."""
-        return next((e for e in self.events
-                     if e.kind == kind and e.lane == lane and e.name == name), None)
+        return next(
+            (e for e in self.events if e.kind == kind and e.lane == lane and e.name == name), None
+        )
 
     def to_json(self) -> str:
-        return json.dumps({
-            "start_ns": self.start_ns,
-            "end_ns": self.end_ns,
-            "events": [_event_to_dict(event) for event in self.events],
-        })
+        return json.dumps(
+            {
+                "start_ns": self.start_ns,
+                "end_ns": self.end_ns,
+                "events": [_event_to_dict(event) for event in self.events],
+            }
+        )
 
     @classmethod
     def from_json(cls, text: str) -> Recording:
         data = json.loads(text)
-        return cls(tuple(_event_from_dict(event) for event in data["events"]),
-                   data["start_ns"], data["end_ns"])
+        return cls(
+            tuple(_event_from_dict(event) for event in data["events"]),
+            data["start_ns"],
+            data["end_ns"],
+        )
 
     def as_text(self) -> str:
         """A table of the events, times in milliseconds from the start of the recording."""
@@ -234,16 +264,27 @@ class Recording:
 
 
 def _span(event: Event, end_ns: int) -> StateSpan:
-    return StateSpan(event.lane, event.state, event.time_ns, end_ns, event.accepted,
-                     event.queue, event.gone)
+    return StateSpan(
+        event.lane, event.state, event.time_ns, end_ns, event.accepted, event.queue, event.gone
+    )
 
 
 def _event_to_dict(event: Event) -> dict:
-    fields = {"time_ns": event.time_ns, "kind": event.kind, "lane": event.lane,
-              "name": event.name, "actor": event.actor, "detail": event.detail}
+    fields = {
+        "time_ns": event.time_ns,
+        "kind": event.kind,
+        "lane": event.lane,
+        "name": event.name,
+        "actor": event.actor,
+        "detail": event.detail,
+    }
     if event.kind == STATE:
-        fields.update(state=event.state.linux_name, accepted=event.accepted, gone=event.gone,
-                      queue=None if event.queue is None else list(event.queue))
+        fields.update(
+            state=event.state.linux_name,
+            accepted=event.accepted,
+            gone=event.gone,
+            queue=None if event.queue is None else list(event.queue),
+        )
     return fields
 
 

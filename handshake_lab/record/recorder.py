@@ -41,12 +41,28 @@ _now = time.monotonic_ns  # bound once: it is called for every event
 class _Lane:
     """One socket on the timeline and how to ask the kernel about it."""
 
-    __slots__ = ("name", "number", "role", "actor", "sock", "local", "remote", "state",
-                 "queue", "gone", "accepted", "recorded", "done", "peer_added", "peer",
-                 "request")
+    __slots__ = (
+        "name",
+        "number",
+        "role",
+        "actor",
+        "sock",
+        "local",
+        "remote",
+        "state",
+        "queue",
+        "gone",
+        "accepted",
+        "recorded",
+        "done",
+        "peer_added",
+        "peer",
+        "request",
+    )
 
-    def __init__(self, name: str, number: int, role: str, sock: socket.socket | None,
-                 local=None, remote=None) -> None:
+    def __init__(
+        self, name: str, number: int, role: str, sock: socket.socket | None, local=None, remote=None
+    ) -> None:
         self.name, self.number, self.role, self.sock = name, number, role, sock
         self.actor = "client" if role == "client" else "server"
         self.local, self.remote = local, remote
@@ -147,8 +163,7 @@ class Recorder:
         self._events.append((_now(), RETURN, lane, name, actor, detail))
 
     def failed(self, actor: str, lane: str, name: str, error: BaseException) -> None:
-        self._events.append((_now(), ERROR, lane, name, actor,
-                             f"{type(error).__name__}: {error}"))
+        self._events.append((_now(), ERROR, lane, name, actor, f"{type(error).__name__}: {error}"))
 
     def begin(self, sock: socket.socket, role: str, remote, name: str) -> _Lane:
         """A call on `sock` starts (the helpers' fast path: track() and call() in one)."""
@@ -261,8 +276,9 @@ class Recorder:
             with self._lock:
                 self._live_lanes = [lane for lane in self._live_lanes if not lane.done]
 
-    def _observe(self, lane: _Lane, state: TcpState | None,
-                 queue: AcceptQueue | None = None) -> bool:
+    def _observe(
+        self, lane: _Lane, state: TcpState | None, queue: AcceptQueue | None = None
+    ) -> bool:
         """Record a lane's state if it changed; True when the lane can no longer change."""
         if state is None:
             if lane.state is None:
@@ -274,8 +290,7 @@ class Recorder:
         fields = (state, lane.accepted, queue, lane.gone)
         if fields != lane.recorded:
             lane.recorded, lane.state, lane.queue = fields, state, queue
-            self._events.append((_now(), STATE, lane.name, state.linux_name, "kernel", "",
-                                 *fields))
+            self._events.append((_now(), STATE, lane.name, state.linux_name, "kernel", "", *fields))
         # TIME_WAIT only ends by the kernel's timer; CLOSED is final once no socket of ours
         # can reopen it (a fresh, unconnected socket is CLOSED too, until listen or connect).
         if state is TcpState.TIME_WAIT or (state is TcpState.CLOSED and self._closed(lane)):
@@ -291,5 +306,7 @@ class Recorder:
         """Every lane's last seen state, after sampling once now."""
         self.sample()
         with self._lock:
-            return [LaneState(lane.name, lane.state, lane.accepted, lane.queue, lane.gone)
-                    for lane in self._lanes]
+            return [
+                LaneState(lane.name, lane.state, lane.accepted, lane.queue, lane.gone)
+                for lane in self._lanes
+            ]

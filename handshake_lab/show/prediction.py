@@ -22,13 +22,19 @@ class Prediction:
 
         self.question, self.choices = question, list(choices)
         self.committed: int | None = None
-        self._options = widgets.RadioButtons(options=self.choices, value=None,
-                                             layout=widgets.Layout(width="auto"))
+        self._options = widgets.RadioButtons(
+            options=self.choices, value=None, layout=widgets.Layout(width="auto")
+        )
         self._commit = widgets.Button(description="Commit my prediction", button_style="info")
         self._status = widgets.HTML("<i>Choose an answer, then commit to it.</i>")
         self._commit.on_click(self._on_commit)
-        self.widget = widgets.VBox([widgets.HTML(f"<b>Predict:</b> {question}"), self._options,
-                                    widgets.HBox([self._commit, self._status])])
+        self.widget = widgets.VBox(
+            [
+                widgets.HTML(f"<b>Predict:</b> {question}"),
+                self._options,
+                widgets.HBox([self._commit, self._status]),
+            ]
+        )
         self.widget.add_class("hl-prediction")
 
     def _on_commit(self, _button=None) -> None:

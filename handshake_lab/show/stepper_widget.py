@@ -39,13 +39,18 @@ def socket_table_html(snapshot: Snapshot) -> str:
             f'<tr data-lane="{html.escape(view.lane)}" data-state="{state}" '
             f'data-accepted="{"yes" if view.accepted else "no"}">'
             f"<td><b>{html.escape(view.lane)}</b></td><td>{shown}</td>"
-            f"<td>{html.escape(', '.join(notes))}</td></tr>")
+            f"<td>{html.escape(', '.join(notes))}</td></tr>"
+        )
     queue = snapshot.accept_queue
-    caption = (f"accept queue: {queue.length} waiting (holds up to {queue.maximum + 1})"
-               if queue is not None else "no listening socket")
-    return ("<table><caption style='text-align:left'>" + caption + "</caption>"
-            "<tr><th>socket</th><th>kernel state</th><th>note</th></tr>"
-            + "".join(rows) + "</table>")
+    caption = (
+        f"accept queue: {queue.length} waiting (holds up to {queue.maximum + 1})"
+        if queue is not None
+        else "no listening socket"
+    )
+    return (
+        "<table><caption style='text-align:left'>" + caption + "</caption>"
+        "<tr><th>socket</th><th>kernel state</th><th>note</th></tr>" + "".join(rows) + "</table>"
+    )
 
 
 def packets_html(snapshot: Snapshot, note: str) -> str:
@@ -56,8 +61,10 @@ def packets_html(snapshot: Snapshot, note: str) -> str:
         return "<p>Captured on the wire: nothing.</p>" if snapshot.step else ""
     items = "".join(
         f"<li><code>{p.src_port} → {p.dst_port} {html.escape(p.flags)} seq={p.seq}"
-        + (f" ack={p.ack}" if "ACK" in p.flags else "") + "</code></li>"
-        for p in snapshot.packets)
+        + (f" ack={p.ack}" if "ACK" in p.flags else "")
+        + "</code></li>"
+        for p in snapshot.packets
+    )
     return f"<p>Captured on the wire (live):</p><ul>{items}</ul>"
 
 
@@ -67,8 +74,9 @@ class StepperWidget:
     _shown: dict[str, StepperWidget] = {}
 
     @classmethod
-    def show(cls, scenario: str = "basic", *, key: str = "default",
-             in_order: bool = True) -> StepperWidget:
+    def show(
+        cls, scenario: str = "basic", *, key: str = "default", in_order: bool = True
+    ) -> StepperWidget:
         """A new widget that replaces (closes) the one shown before under the same key, so
         re-running a notebook cell never piles up sockets and threads."""
         previous = cls._shown.pop(key, None)
@@ -85,11 +93,15 @@ class StepperWidget:
         self._closed = False
         self.stepper = Stepper(scenario, in_order=in_order, on_change=self._on_background_change)
         self._scenario = widgets.Dropdown(
-            options=[(s.title, key) for key, s in SCENARIOS.items()], value=scenario,
-            description="Scenario:", style={"description_width": "initial"})
+            options=[(s.title, key) for key, s in SCENARIOS.items()],
+            value=scenario,
+            description="Scenario:",
+            style={"description_width": "initial"},
+        )
         self._scenario.observe(self._on_scenario, names="value")
-        self._reset = widgets.Button(description="Reset", icon="undo",
-                                     tooltip="close every socket and start again")
+        self._reset = widgets.Button(
+            description="Reset", icon="undo", tooltip="close every socket and start again"
+        )
         self._reset.on_click(lambda _button: self.reset())
         self._buttons = widgets.HBox([])
         self._buttons.add_class("hl-step-buttons")
@@ -100,9 +112,15 @@ class StepperWidget:
         self._explanation.add_class("hl-explanation")
         self._timeline = widgets.Image(format="png", layout=widgets.Layout(max_width="760px"))
         self._timeline.add_class("hl-timeline")
-        self.widget = widgets.VBox([
-            widgets.HBox([self._scenario, self._reset]), self._buttons, self._status,
-            widgets.HBox([self._table, self._explanation]), self._timeline])
+        self.widget = widgets.VBox(
+            [
+                widgets.HBox([self._scenario, self._reset]),
+                self._buttons,
+                self._status,
+                widgets.HBox([self._table, self._explanation]),
+                self._timeline,
+            ]
+        )
         self.widget.add_class("hl-stepper")
         self.snapshot: Snapshot | None = None
         self.render()
@@ -145,9 +163,11 @@ class StepperWidget:
             snapshot = self.snapshot = self.stepper.snapshot()
             buttons = []
             for label in snapshot.next_steps:
-                button = self._widgets.Button(description=label,
-                                              layout=self._widgets.Layout(width="auto"),
-                                              button_style="primary")
+                button = self._widgets.Button(
+                    description=label,
+                    layout=self._widgets.Layout(width="auto"),
+                    button_style="primary",
+                )
                 button.on_click(self._on_button)
                 buttons.append(button)
             old = self._buttons.children
@@ -159,17 +179,21 @@ class StepperWidget:
             self._explanation.value = (
                 f"<p><b>{html.escape(snapshot.step or 'Ready')}</b> → "
                 f"{html.escape(snapshot.result)}</p><p>{html.escape(snapshot.explanation)}</p>"
-                + packets_html(snapshot, self.stepper.packets_note))
-            self._timeline.value = timeline_png(self.stepper.recording,
-                                                title=f"{SCENARIOS[snapshot.scenario].title}: "
-                                                      "kernel states and calls")
+                + packets_html(snapshot, self.stepper.packets_note)
+            )
+            self._timeline.value = timeline_png(
+                self.stepper.recording,
+                title=f"{SCENARIOS[snapshot.scenario].title}: kernel states and calls",
+            )
 
     @staticmethod
     def _status_html(snapshot: Snapshot) -> str:
         if snapshot.pending:
             waiting = ", ".join(snapshot.pending)
-            return (f"<i>Blocked in a worker thread: {html.escape(waiting)}. It finishes by "
-                    "itself when the kernel is ready.</i>")
+            return (
+                f"<i>Blocked in a worker thread: {html.escape(waiting)}. It finishes by "
+                "itself when the kernel is ready.</i>"
+            )
         if snapshot.finished:
             return "<i>Scenario finished: pick another one or press Reset.</i>"
         if not snapshot.next_steps:
@@ -195,6 +219,8 @@ class StepperWidget:
 
     def _repr_mimebundle_(self, **kwargs):
         bundle = self.widget._repr_mimebundle_(**kwargs)
-        bundle["text/plain"] = (f"StepperWidget: {SCENARIOS[self.snapshot.scenario].title}, "
-                                f"{len(self.snapshot.next_steps)} call(s) offered")
+        bundle["text/plain"] = (
+            f"StepperWidget: {SCENARIOS[self.snapshot.scenario].title}, "
+            f"{len(self.snapshot.next_steps)} call(s) offered"
+        )
         return bundle

@@ -103,7 +103,7 @@ def _state(name: TcpState | str) -> TcpState | None:
 
 
 def _lighter(colour: str, amount: float = 0.55) -> tuple[float, float, float]:
-    red, green, blue = (int(colour[i:i + 2], 16) / 255 for i in (1, 3, 5))
+    red, green, blue = (int(colour[i : i + 2], 16) / 255 for i in (1, 3, 5))
     return tuple(channel + (1 - channel) * amount for channel in (red, green, blue))
 
 
@@ -137,11 +137,19 @@ def plot_timeline(recording: Recording, ax=None, *, title: str | None = None) ->
         any_not_accepted |= not_accepted
         style = {"facecolors": colour, "edgecolors": "white", "linewidth": 0.8}
         if not_accepted:  # a patch's hatch takes its edge colour
-            style = {"facecolors": [_lighter(colour)], "edgecolors": colour,
-                     "linewidth": 0.8, "hatch": NOT_ACCEPTED_HATCH}
-        bars[span.lane].append(ax.broken_barh(
-            [(x_of(span.start_ns), x_of(span.end_ns) - x_of(span.start_ns))],
-            (row - BAR_HEIGHT / 2, BAR_HEIGHT), **style))
+            style = {
+                "facecolors": [_lighter(colour)],
+                "edgecolors": colour,
+                "linewidth": 0.8,
+                "hatch": NOT_ACCEPTED_HATCH,
+            }
+        bars[span.lane].append(
+            ax.broken_barh(
+                [(x_of(span.start_ns), x_of(span.end_ns) - x_of(span.start_ns))],
+                (row - BAR_HEIGHT / 2, BAR_HEIGHT),
+                **style,
+            )
+        )
         spans[span.lane].append(span)
         states_seen[span.state] = None
 
@@ -155,17 +163,45 @@ def plot_timeline(recording: Recording, ax=None, *, title: str | None = None) ->
         start_x = x_of(call.call_ns)
         blocked = call.return_ns is None
         stop_x = end_x if blocked else x_of(call.return_ns)
-        (line,) = ax.plot([start_x, stop_x], [row, row], color=CALL_COLOUR, linewidth=1.2,
-                          solid_capstyle="butt", zorder=3)
-        (start,) = ax.plot([start_x], [row], marker=">", markersize=6, color=CALL_COLOUR,
-                           linestyle="none", zorder=4)
+        (line,) = ax.plot(
+            [start_x, stop_x],
+            [row, row],
+            color=CALL_COLOUR,
+            linewidth=1.2,
+            solid_capstyle="butt",
+            zorder=3,
+        )
+        (start,) = ax.plot(
+            [start_x],
+            [row],
+            marker=">",
+            markersize=6,
+            color=CALL_COLOUR,
+            linestyle="none",
+            zorder=4,
+        )
         if blocked:
-            (end,) = ax.plot([stop_x], [row], marker="o", markersize=6, color=CALL_COLOUR,
-                             markerfacecolor="white", linestyle="none", zorder=4)
+            (end,) = ax.plot(
+                [stop_x],
+                [row],
+                marker="o",
+                markersize=6,
+                color=CALL_COLOUR,
+                markerfacecolor="white",
+                linestyle="none",
+                zorder=4,
+            )
         else:
-            (end,) = ax.plot([stop_x], [row], marker="x" if call.failed else "|",
-                             markersize=8, markeredgewidth=2, color=CALL_COLOUR,
-                             linestyle="none", zorder=4)
+            (end,) = ax.plot(
+                [stop_x],
+                [row],
+                marker="x" if call.failed else "|",
+                markersize=8,
+                markeredgewidth=2,
+                color=CALL_COLOUR,
+                linestyle="none",
+                zorder=4,
+            )
         # Labels of calls close together on one lane alternate above and below the bar.
         previous = last_label_x.get(call.lane)
         side = -1
@@ -175,9 +211,16 @@ def plot_timeline(recording: Recording, ax=None, *, title: str | None = None) ->
         text = call.name + (" still blocked" if blocked else " raised" if call.failed else "")
         # Near the right edge a label ends where its call ends, clear of the legend.
         near_end = start_x > first_x + 0.75 * range_x
-        label = ax.text(stop_x if near_end else start_x, row + side * LABEL_OFFSET, text,
-                        fontsize=8, ha="right" if near_end else "left",
-                        va="bottom" if side < 0 else "top", zorder=5, color=CALL_COLOUR)
+        label = ax.text(
+            stop_x if near_end else start_x,
+            row + side * LABEL_OFFSET,
+            text,
+            fontsize=8,
+            ha="right" if near_end else "left",
+            va="bottom" if side < 0 else "top",
+            zorder=5,
+            color=CALL_COLOUR,
+        )
         call_markers.append(CallArtists(call, line, start, end, label))
 
     ax.set_yticks(range(len(lanes)), lanes)
@@ -193,28 +236,69 @@ def plot_timeline(recording: Recording, ax=None, *, title: str | None = None) ->
     if title is not None:
         ax.set_title(title)
     if not lanes:
-        ax.text(0.5, 0.5, "nothing recorded yet", transform=ax.transAxes,
-                ha="center", va="center", color="#555555")
+        ax.text(
+            0.5,
+            0.5,
+            "nothing recorded yet",
+            transform=ax.transAxes,
+            ha="center",
+            va="center",
+            color="#555555",
+        )
 
     legend = None
     order = list(STATE_COLOURS)
-    handles = [Patch(facecolor=state_colour(state), edgecolor="white", label=state_label(state))
-               for state in sorted(states_seen, key=order.index)]
+    handles = [
+        Patch(facecolor=state_colour(state), edgecolor="white", label=state_label(state))
+        for state in sorted(states_seen, key=order.index)
+    ]
     if any_not_accepted:
-        handles.append(Patch(facecolor="white", edgecolor="#555555", hatch=NOT_ACCEPTED_HATCH,
-                             label=NOT_ACCEPTED_LABEL))
+        handles.append(
+            Patch(
+                facecolor="white",
+                edgecolor="#555555",
+                hatch=NOT_ACCEPTED_HATCH,
+                label=NOT_ACCEPTED_LABEL,
+            )
+        )
     if call_markers:
-        handles.append(Line2D([], [], color=CALL_COLOUR, marker=">", markersize=6,
-                              label="call made"))
-        handles.append(Line2D([], [], color=CALL_COLOUR, marker="|", markersize=8,
-                              markeredgewidth=2, linestyle="none", label="call returned"))
+        handles.append(
+            Line2D([], [], color=CALL_COLOUR, marker=">", markersize=6, label="call made")
+        )
+        handles.append(
+            Line2D(
+                [],
+                [],
+                color=CALL_COLOUR,
+                marker="|",
+                markersize=8,
+                markeredgewidth=2,
+                linestyle="none",
+                label="call returned",
+            )
+        )
         if any(c.call.return_ns is None for c in call_markers):
-            handles.append(Line2D([], [], color=CALL_COLOUR, marker="o", markersize=6,
-                                  markerfacecolor="white", linestyle="none",
-                                  label="still blocked"))
+            handles.append(
+                Line2D(
+                    [],
+                    [],
+                    color=CALL_COLOUR,
+                    marker="o",
+                    markersize=6,
+                    markerfacecolor="white",
+                    linestyle="none",
+                    label="still blocked",
+                )
+            )
     if handles:
-        legend = ax.legend(handles=handles, loc="upper left", bbox_to_anchor=(1.01, 1.0),
-                           fontsize=8, frameon=False, borderaxespad=0)
+        legend = ax.legend(
+            handles=handles,
+            loc="upper left",
+            bbox_to_anchor=(1.01, 1.0),
+            fontsize=8,
+            frameon=False,
+            borderaxespad=0,
+        )
     return TimelineArtists(
         figure=figure,
         ax=ax,

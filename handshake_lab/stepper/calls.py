@@ -59,9 +59,12 @@ class Blocked:
             "accept": "accept() is waiting: the accept queue holds no finished connection",
             "recv": "recv() is waiting: nothing has arrived to read",
         }
-        return Outcome(self.step.label, "still blocked",
-                       " ".join(filter(None, [wire, reasons[self.step.call] + "."])),
-                       _sent(self.transitions))
+        return Outcome(
+            self.step.label,
+            "still blocked",
+            " ".join(filter(None, [wire, reasons[self.step.call] + "."])),
+            _sent(self.transitions),
+        )
 
 
 class ScenarioSockets:
@@ -78,8 +81,9 @@ class ScenarioSockets:
         try:
             listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
             if scenario.defer_accept is not None:
-                listener.setsockopt(socket.IPPROTO_TCP, socket.TCP_DEFER_ACCEPT,
-                                    scenario.defer_accept)
+                listener.setsockopt(
+                    socket.IPPROTO_TCP, socket.TCP_DEFER_ACCEPT, scenario.defer_accept
+                )
             listener.bind((HOST, 0))  # bound, not listening: a connect() now is refused
             self.address: Address = listener.getsockname()[:2]
             self.lanes["server"] = recorder.track(listener, "listener")
@@ -147,8 +151,9 @@ class ScenarioSockets:
 
     def _failed(self, step: Step, error: OSError, transitions) -> Outcome:
         self.recorder.failed(step.actor, self.lane_for(step), step.label, error)
-        return _outcome(step, f"raised {type(error).__name__}: {error.strerror or error}",
-                        transitions)
+        return _outcome(
+            step, f"raised {type(error).__name__}: {error.strerror or error}", transitions
+        )
 
     # -- the calls ----------------------------------------------------------------------------
     def _listen(self, step: Step):
@@ -160,8 +165,9 @@ class ScenarioSockets:
         sock = self.sockets[step.target]
         sock.setblocking(False)
         queue_full = self._queue_full()
-        model = tcp_model.Connection(drop_next_syn=queue_full,
-                                     defer_accept=self.scenario.defer_accept is not None)
+        model = tcp_model.Connection(
+            drop_next_syn=queue_full, defer_accept=self.scenario.defer_accept is not None
+        )
         if self.listening:
             model.listen()
         self.models[step.target] = model
@@ -178,8 +184,14 @@ class ScenarioSockets:
             sock.setblocking(True)
             return f"connected from port {sock.getsockname()[1]}"
 
-        return Blocked(step, sock, selectors.EVENT_WRITE, finish, tuple(transitions),
-                       model if queue_full else None)
+        return Blocked(
+            step,
+            sock,
+            selectors.EVENT_WRITE,
+            finish,
+            tuple(transitions),
+            model if queue_full else None,
+        )
 
     def _queue_full(self) -> bool:
         queue = self.accept_queue()
@@ -196,8 +208,16 @@ class ScenarioSockets:
             key = "conn" if self.accepted == 1 else f"conn{self.accepted}"
             self.sockets[key] = conn
             self.lanes[key] = self.recorder.track_accepted(conn, self.address, peer)
-            client = next((k for k, s in self.sockets.items() if k.startswith("client")
-                           and s.fileno() >= 0 and s.getsockname()[:2] == peer[:2]), None)
+            client = next(
+                (
+                    k
+                    for k, s in self.sockets.items()
+                    if k.startswith("client")
+                    and s.fileno() >= 0
+                    and s.getsockname()[:2] == peer[:2]
+                ),
+                None,
+            )
             if client is not None:
                 self.models[key] = self.models.get(client)
             return f"a new socket ({self.lanes[key]}) connected to port {peer[1]}"
@@ -223,7 +243,8 @@ class ScenarioSockets:
         self.sockets[step.target].close()
         if step.target == "server":
             return "the listener is closed", _model_apply(
-                lambda: _listening_model().close("server"))
+                lambda: _listening_model().close("server")
+            )
         model = self.models.get(step.target)
         transitions = _model_apply(lambda: model.close(step.actor)) if model else []
         return "closed", transitions
@@ -234,8 +255,10 @@ def _outcome(step: Step, result: str, transitions) -> Outcome:
         explanation = tcp_model.narrate(list(transitions))
     elif step.call in ("accept", "recv"):
         # Not TCP events (see tcp_model): they only take what the kernel already holds.
-        explanation = (f"Nothing goes on the wire: {step.call}() only takes what the "
-                       "kernel already finished and holds for this socket.")
+        explanation = (
+            f"Nothing goes on the wire: {step.call}() only takes what the "
+            "kernel already finished and holds for this socket."
+        )
     else:
         explanation = f"{step.label} {result}."
     return Outcome(step.label, result, explanation, _sent(transitions))

@@ -115,9 +115,14 @@ class Stepper:
     `on_change` is called (from a worker thread) when a blocked call finishes.
     """
 
-    def __init__(self, scenario: str = "basic", *, in_order: bool = True,
-                 on_change: Callable[[Snapshot], None] | None = None,
-                 capture_packets: bool = True) -> None:
+    def __init__(
+        self,
+        scenario: str = "basic",
+        *,
+        in_order: bool = True,
+        on_change: Callable[[Snapshot], None] | None = None,
+        capture_packets: bool = True,
+    ) -> None:
         chosen = scenario_named(scenario)
         self.in_order = in_order
         self.on_change = on_change
@@ -135,11 +140,13 @@ class Stepper:
             sniffer, note = self._start_capture(stack, calls.address[1])
             workers = stack.enter_context(Background("stepper"))
             start = Outcome(None, "nothing done yet", f"Scenario: {scenario.summary}")
-            return _Generation(scenario, stack.pop_all(), recorder, calls, sniffer, note,
-                               workers, start)
+            return _Generation(
+                scenario, stack.pop_all(), recorder, calls, sniffer, note, workers, start
+            )
 
-    def _start_capture(self, stack: contextlib.ExitStack,
-                       port: int) -> tuple[LoopbackSniffer | None, str]:
+    def _start_capture(
+        self, stack: contextlib.ExitStack, port: int
+    ) -> tuple[LoopbackSniffer | None, str]:
         """Capture the lab's packets where this process may (root or CAP_NET_RAW)."""
         if not self.capture_packets:
             return None, "Packet capture is off for this stepper (capture_packets=False)."
@@ -148,8 +155,10 @@ class Stepper:
         try:
             return stack.enter_context(LoopbackSniffer(port)), ""
         except OSError:  # PermissionError without CAP_NET_RAW; no packet sockets off Linux
-            return None, ("Packets are not shown here: live capture needs root or "
-                          "CAP_NET_RAW. capture_handshake() shows real packets without them.")
+            return None, (
+                "Packets are not shown here: live capture needs root or "
+                "CAP_NET_RAW. capture_handshake() shows real packets without them."
+            )
 
     def close(self) -> None:
         """Cancel pending calls, close every socket, join every thread (idempotent)."""
@@ -243,8 +252,10 @@ class Stepper:
             else:
                 step = next((s for s in available if s.label == label), None)
                 if step is None:
-                    raise ValueError(f"{label!r} cannot be taken now; available: "
-                                     f"{[s.label for s in available] or 'none'}")
+                    raise ValueError(
+                        f"{label!r} cannot be taken now; available: "
+                        f"{[s.label for s in available] or 'none'}"
+                    )
             run.taken.append(step.label)
             if run.sniffer is not None:
                 run.packets_from = len(run.sniffer.segments)
@@ -267,13 +278,20 @@ class Stepper:
             if selector.select(STEP_GRACE):
                 return run.calls.complete(blocked)
         workers = run.workers
-        thread = workers.start(self._wait_in_worker, run, workers, workers.wake_socket,
-                               blocked, name=f"step-{blocked.step.target}")
+        thread = workers.start(
+            self._wait_in_worker,
+            run,
+            workers,
+            workers.wake_socket,
+            blocked,
+            name=f"step-{blocked.step.target}",
+        )
         run.pending[blocked.step.target] = _Waiting(blocked, thread)
         return blocked.outcome()
 
-    def _wait_in_worker(self, run: _Generation, workers: Background, wake: socket.socket,
-                        blocked: Blocked) -> None:
+    def _wait_in_worker(
+        self, run: _Generation, workers: Background, wake: socket.socket, blocked: Blocked
+    ) -> None:
         with selectors.DefaultSelector() as selector:
             selector.register(blocked.sock, blocked.events)
             selector.register(wake, selectors.EVENT_READ)
@@ -327,8 +345,11 @@ class Stepper:
     def _snapshot(self, run: _Generation) -> Snapshot:
         last = run.last
         return Snapshot(
-            scenario=run.scenario.key, step=last.step, result=last.result,
-            explanation=last.explanation, sockets=tuple(run.recorder.lane_states()),
+            scenario=run.scenario.key,
+            step=last.step,
+            result=last.result,
+            explanation=last.explanation,
+            sockets=tuple(run.recorder.lane_states()),
             accept_queue=run.calls.accept_queue(),
             pending=tuple(waiting.blocked.step.label for waiting in run.pending.values()),
             next_steps=tuple(step.label for step in self._available(run)),
@@ -345,4 +366,4 @@ class Stepper:
             return ()
         expected = run.packets_from + run.last.sent
         run.sniffer.wait_for(lambda segments: len(segments) >= expected, PACKET_GRACE)
-        return tuple(run.sniffer.segments[run.packets_from:])
+        return tuple(run.sniffer.segments[run.packets_from :])

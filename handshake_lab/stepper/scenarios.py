@@ -49,67 +49,88 @@ def _steps(*specs: tuple) -> tuple[Step, ...]:
     return tuple(Step(*spec) for spec in specs)
 
 
-_OPEN = (("server.listen()", "listen", "server"), ("client.connect()", "connect", "client"),
-         ("server.accept()", "accept", "server"))
+_OPEN = (
+    ("server.listen()", "listen", "server"),
+    ("client.connect()", "connect", "client"),
+    ("server.accept()", "accept", "server"),
+)
 _HELLO = GREETING.decode()
 
-SCENARIOS: dict[str, Scenario] = {scenario.key: scenario for scenario in (
-    Scenario(
-        "basic", "The handshake and an echo",
-        "listen, connect, accept, one echo, then both sides close.",
-        _steps(*_OPEN,
-               (f"client.send(b'{_HELLO}')", "send", "client", GREETING),
-               ("conn.recv()", "recv", "conn"),
-               (f"conn.send(b'{_HELLO}')", "send", "conn", GREETING),
-               ("client.recv()", "recv", "client"),
-               ("client.close()", "close", "client"),
-               ("conn.close()", "close", "conn"),
-               ("server.close()", "close", "server")),
-    ),
-    Scenario(
-        "full-queue", "A full accept queue",
-        "listen(0) holds one finished connection; the next client's SYN is dropped and it "
-        "waits in SYN-SENT until the server accepts.",
-        _steps(("server.listen(0)", "listen", "server"),
-               ("client.connect()", "connect", "client"),
-               ("client2.connect()", "connect", "client2"),
-               ("server.accept()", "accept", "server"),
-               ("server.accept() again", "accept", "server"),
-               ("client.close()", "close", "client"),
-               ("client2.close()", "close", "client2"),
-               ("conn.close()", "close", "conn"),
-               ("conn2.close()", "close", "conn2"),
-               ("server.close()", "close", "server")),
-        backlog=0,
-    ),
-    Scenario(
-        "defer-accept", "TCP_DEFER_ACCEPT",
-        "the kernel keeps the server's side in SYN-RECEIVED, and accept() waits, until the "
-        "client sends data.",
-        _steps(*_OPEN,
-               (f"client.send(b'{_HELLO}')", "send", "client", GREETING),
-               ("conn.recv()", "recv", "conn"),
-               ("client.close()", "close", "client"),
-               ("conn.close()", "close", "conn"),
-               ("server.close()", "close", "server")),
-        defer_accept=5,
-    ),
-    Scenario(
-        "client-closes-first", "The client closes first",
-        "the client ends in FIN-WAIT-2 then TIME-WAIT; the server in CLOSE-WAIT then LAST-ACK.",
-        _steps(*_OPEN,
-               ("client.close()", "close", "client"),
-               ("conn.recv()", "recv", "conn"),
-               ("conn.close()", "close", "conn"),
-               ("server.close()", "close", "server")),
-    ),
-    Scenario(
-        "server-closes-first", "The server closes first",
-        "now the server's side waits in TIME-WAIT and the client in CLOSE-WAIT.",
-        _steps(*_OPEN,
-               ("conn.close()", "close", "conn"),
-               ("client.recv()", "recv", "client"),
-               ("client.close()", "close", "client"),
-               ("server.close()", "close", "server")),
-    ),
-)}
+SCENARIOS: dict[str, Scenario] = {
+    scenario.key: scenario
+    for scenario in (
+        Scenario(
+            "basic",
+            "The handshake and an echo",
+            "listen, connect, accept, one echo, then both sides close.",
+            _steps(
+                *_OPEN,
+                (f"client.send(b'{_HELLO}')", "send", "client", GREETING),
+                ("conn.recv()", "recv", "conn"),
+                (f"conn.send(b'{_HELLO}')", "send", "conn", GREETING),
+                ("client.recv()", "recv", "client"),
+                ("client.close()", "close", "client"),
+                ("conn.close()", "close", "conn"),
+                ("server.close()", "close", "server"),
+            ),
+        ),
+        Scenario(
+            "full-queue",
+            "A full accept queue",
+            "listen(0) holds one finished connection; the next client's SYN is dropped and it "
+            "waits in SYN-SENT until the server accepts.",
+            _steps(
+                ("server.listen(0)", "listen", "server"),
+                ("client.connect()", "connect", "client"),
+                ("client2.connect()", "connect", "client2"),
+                ("server.accept()", "accept", "server"),
+                ("server.accept() again", "accept", "server"),
+                ("client.close()", "close", "client"),
+                ("client2.close()", "close", "client2"),
+                ("conn.close()", "close", "conn"),
+                ("conn2.close()", "close", "conn2"),
+                ("server.close()", "close", "server"),
+            ),
+            backlog=0,
+        ),
+        Scenario(
+            "defer-accept",
+            "TCP_DEFER_ACCEPT",
+            "the kernel keeps the server's side in SYN-RECEIVED, and accept() waits, until the "
+            "client sends data.",
+            _steps(
+                *_OPEN,
+                (f"client.send(b'{_HELLO}')", "send", "client", GREETING),
+                ("conn.recv()", "recv", "conn"),
+                ("client.close()", "close", "client"),
+                ("conn.close()", "close", "conn"),
+                ("server.close()", "close", "server"),
+            ),
+            defer_accept=5,
+        ),
+        Scenario(
+            "client-closes-first",
+            "The client closes first",
+            "the client ends in FIN-WAIT-2 then TIME-WAIT; the server in CLOSE-WAIT then LAST-ACK.",
+            _steps(
+                *_OPEN,
+                ("client.close()", "close", "client"),
+                ("conn.recv()", "recv", "conn"),
+                ("conn.close()", "close", "conn"),
+                ("server.close()", "close", "server"),
+            ),
+        ),
+        Scenario(
+            "server-closes-first",
+            "The server closes first",
+            "now the server's side waits in TIME-WAIT and the client in CLOSE-WAIT.",
+            _steps(
+                *_OPEN,
+                ("conn.close()", "close", "conn"),
+                ("client.recv()", "recv", "client"),
+                ("client.close()", "close", "client"),
+                ("server.close()", "close", "server"),
+            ),
+        ),
+    )
+}

@@ -81,6 +81,7 @@ def nbval_args(notebooks_dir) -> Path:
     """notebooks/nbval.args: strict nbval's flags, the ones `make test-notebooks` uses."""
     for path in (notebooks_dir / "nbval.args", notebooks_dir / "sanitize.cfg"):
         if not path.is_file():
-            pytest.fail(f"{path.name} is missing from notebooks/: strict nbval needs it",
-                        pytrace=False)
+            pytest.fail(
+                f"{path.name} is missing from notebooks/: strict nbval needs it", pytrace=False
+            )
     return notebooks_dir / "nbval.args"

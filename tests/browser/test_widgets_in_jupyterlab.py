@@ -237,9 +237,7 @@ def test_stepper_walks_the_basic_scenario(lab_page, saved_notebooks_dir, nbval_a
 
 
 @pytest.mark.parametrize("notebook", list(RENDERED_AFTER_RUN_ALL))
-def test_notebook_widgets_and_figures_render(
-    notebook, lab_page, saved_notebooks_dir, nbval_args
-):
+def test_notebook_widgets_and_figures_render(notebook, lab_page, saved_notebooks_dir, nbval_args):
     expected = RENDERED_AFTER_RUN_ALL[notebook]
     lab_page.open_notebook(notebook)
     lab_page.run_all_cells()
