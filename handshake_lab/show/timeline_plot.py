@@ -171,36 +171,17 @@ def plot_timeline(recording: Recording, ax=None, *, title: str | None = None) ->
             solid_capstyle="butt",
             zorder=3,
         )
-        (start,) = ax.plot(
-            [start_x],
-            [row],
-            marker=">",
-            markersize=6,
-            color=CALL_COLOUR,
-            linestyle="none",
-            zorder=4,
-        )
+        start = _call_marker(ax, start_x, row, marker=">", markersize=6)
         if blocked:
-            (end,) = ax.plot(
-                [stop_x],
-                [row],
-                marker="o",
-                markersize=6,
-                color=CALL_COLOUR,
-                markerfacecolor="white",
-                linestyle="none",
-                zorder=4,
-            )
+            end = _call_marker(ax, stop_x, row, marker="o", markersize=6, markerfacecolor="white")
         else:
-            (end,) = ax.plot(
-                [stop_x],
-                [row],
+            end = _call_marker(
+                ax,
+                stop_x,
+                row,
                 marker="x" if call.failed else "|",
                 markersize=8,
                 markeredgewidth=2,
-                color=CALL_COLOUR,
-                linestyle="none",
-                zorder=4,
             )
         # Labels of calls close together on one lane alternate above and below the bar.
         previous = last_label_x.get(call.lane)
@@ -328,3 +309,9 @@ def timeline_png(recording: Recording, *, dpi: float = 100, **kwargs) -> bytes:
     figure = plot_timeline(recording, **kwargs).figure
     figure.set_dpi(dpi)
     return figure_png(figure)
+
+
+def _call_marker(ax, x: float, row: int, **style):
+    """One marker of a call on its lane: where it was made, returned, failed or still waits."""
+    (marker,) = ax.plot([x], [row], color=CALL_COLOUR, linestyle="none", zorder=4, **style)
+    return marker
