@@ -52,7 +52,7 @@ def test_the_right_function_passes_both_cases():
     assert feedback.passed, str(feedback)
     assert [text for _, text in feedback.lines] == [
         "a fresh connection: you found ESTABLISHED, as the kernel says",
-        "a connection whose client has closed: you found CLOSE-WAIT (Linux: CLOSE_WAIT), "
+        "a connection whose client has closed: you found CLOSE-WAIT (CLOSE_WAIT), "
         "as the kernel says",
     ]
 
@@ -62,7 +62,7 @@ def test_the_starter_is_caught_finding_the_clients_side():
     assert [ok for ok, _ in feedback.lines] == [True, False]
     assert failing(feedback) == [
         "a connection whose client has closed: you found FIN-WAIT-2, the client's side; the "
-        "server's side, CLOSE-WAIT (Linux: CLOSE_WAIT), has local = server_address, "
+        "server's side, CLOSE-WAIT (CLOSE_WAIT), has local = server_address, "
         "remote = client_address"
     ]
 

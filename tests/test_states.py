@@ -33,9 +33,9 @@ def test_every_state_has_its_code_and_both_names(code, rfc_name, linux_name):
 @pytest.mark.parametrize(
     ("state", "shown"),
     [
-        (TcpState.SYN_RECEIVED, "SYN-RECEIVED (Linux: SYN_RECV)"),
-        (TcpState.CLOSE_WAIT, "CLOSE-WAIT (Linux: CLOSE_WAIT)"),
-        (TcpState.CLOSED, "CLOSED (Linux: CLOSE)"),
+        (TcpState.SYN_RECEIVED, "SYN-RECEIVED (SYN_RECV)"),
+        (TcpState.CLOSE_WAIT, "CLOSE-WAIT (CLOSE_WAIT)"),
+        (TcpState.CLOSED, "CLOSED (CLOSE)"),
         (TcpState.LISTEN, "LISTEN"),
         (TcpState.ESTABLISHED, "ESTABLISHED"),
     ],

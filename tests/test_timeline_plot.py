@@ -117,8 +117,8 @@ def test_legend_names_each_state_present_once_rfc_then_linux():
     texts = [text.get_text() for text in artists.legend.get_texts()]
     assert texts == [
         "LISTEN",
-        "SYN-SENT (Linux: SYN_SENT)",
-        "SYN-RECEIVED (Linux: SYN_RECV)",
+        "SYN-SENT (SYN_SENT)",
+        "SYN-RECEIVED (SYN_RECV)",
         "ESTABLISHED",
         NOT_ACCEPTED_LABEL,
         "call made",
@@ -130,10 +130,10 @@ def test_legend_names_each_state_present_once_rfc_then_linux():
 @pytest.mark.parametrize(
     ("name", "label"),
     [
-        ("SYN_RECV", "SYN-RECEIVED (Linux: SYN_RECV)"),
-        ("FIN_WAIT1", "FIN-WAIT-1 (Linux: FIN_WAIT1)"),
-        ("CLOSE", "CLOSED (Linux: CLOSE)"),
-        ("TIME_WAIT", "TIME-WAIT (Linux: TIME_WAIT)"),
+        ("SYN_RECV", "SYN-RECEIVED (SYN_RECV)"),
+        ("FIN_WAIT1", "FIN-WAIT-1 (FIN_WAIT1)"),
+        ("CLOSE", "CLOSED (CLOSE)"),
+        ("TIME_WAIT", "TIME-WAIT (TIME_WAIT)"),
         ("ESTABLISHED", "ESTABLISHED"),
         ("NO_SUCH_STATE", "NO_SUCH_STATE"),
     ],

@@ -44,12 +44,12 @@ class TcpState(enum.Enum):
     def display_name(self) -> str:
         """RFC 9293's name, then Linux's where it is spelt differently.
 
-        ``SYN-RECEIVED (Linux: SYN_RECV)``, ``CLOSE-WAIT (Linux: CLOSE_WAIT)``, ``LISTEN``: the
-        one form every explanation, legend and table uses, so a learner can match either name.
+        ``SYN-RECEIVED (SYN_RECV)``, ``CLOSE-WAIT (CLOSE_WAIT)``, ``LISTEN``: the one form every
+        explanation, legend and table uses, so a learner can match either name.
         """
         if self.rfc_name == self.linux_name:
             return self.rfc_name
-        return f"{self.rfc_name} (Linux: {self.linux_name})"
+        return f"{self.rfc_name} ({self.linux_name})"
 
     @classmethod
     def from_code(cls, code: int) -> TcpState:
