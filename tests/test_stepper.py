@@ -256,21 +256,21 @@ def test_the_widget_clicked_from_the_kernel_side():
         if _SKIP.get(scenario):
             continue
         with StepperWidget(scenario) as widget:
-            images = [widget._timeline.value]
+            images = [widget.timeline.value]
             for step, expected in zip(SCENARIOS[scenario].steps, expectations, strict=True):
                 (button,) = wait_for(
-                    lambda: widget._buttons.children, what=f"the {step.label} button"
+                    lambda: widget.buttons.children, what=f"the {step.label} button"
                 )
                 assert button.description == step.label
                 button.click()
                 shown = widget.snapshot
                 for view in shown.sockets:
                     state = view.state.linux_name if view.state else "none"
-                    assert f'data-lane="{view.lane}" data-state="{state}"' in widget._table.value
-                images.append(widget._timeline.value)
+                    assert f'data-lane="{view.lane}" data-state="{state}"' in widget.table.value
+                images.append(widget.timeline.value)
                 assert images[-1] != images[-2], f"the timeline did not change after {step.label}"
                 check_step(widget.stepper, shown, expected, step.label)
-        assert widget.stepper._closed
+        assert widget.stepper.closed
 
 
 def test_the_packets_each_step_put_on_the_wire_where_capture_is_allowed():

@@ -103,22 +103,24 @@ class StepperWidget:
             description="Reset", icon="undo", tooltip="close every socket and start again"
         )
         self._reset.on_click(lambda _button: self.reset())
-        self._buttons = widgets.HBox([])
-        self._buttons.add_class("hl-step-buttons")
+        # The parts a test or a teacher may read: the step buttons, the socket table and the
+        # timeline image, each as the kernel last showed it.
+        self.buttons = widgets.HBox([])
+        self.buttons.add_class("hl-step-buttons")
         self._status = widgets.HTML()
-        self._table = widgets.HTML()
-        self._table.add_class("hl-socket-table")
+        self.table = widgets.HTML()
+        self.table.add_class("hl-socket-table")
         self._explanation = widgets.HTML()
         self._explanation.add_class("hl-explanation")
-        self._timeline = widgets.Image(format="png", layout=widgets.Layout(max_width="760px"))
-        self._timeline.add_class("hl-timeline")
+        self.timeline = widgets.Image(format="png", layout=widgets.Layout(max_width="760px"))
+        self.timeline.add_class("hl-timeline")
         self.widget = widgets.VBox(
             [
                 widgets.HBox([self._scenario, self._reset]),
-                self._buttons,
+                self.buttons,
                 self._status,
-                widgets.HBox([self._table, self._explanation]),
-                self._timeline,
+                widgets.HBox([self.table, self._explanation]),
+                self.timeline,
             ]
         )
         self.widget.add_class("hl-stepper")
@@ -170,18 +172,18 @@ class StepperWidget:
                 )
                 button.on_click(self._on_button)
                 buttons.append(button)
-            old = self._buttons.children
-            self._buttons.children = buttons
+            old = self.buttons.children
+            self.buttons.children = buttons
             for button in old:
                 button.close()
             self._status.value = self._status_html(snapshot)
-            self._table.value = socket_table_html(snapshot)
+            self.table.value = socket_table_html(snapshot)
             self._explanation.value = (
                 f"<p><b>{html.escape(snapshot.step or 'Ready')}</b> → "
                 f"{html.escape(snapshot.result)}</p><p>{html.escape(snapshot.explanation)}</p>"
                 + packets_html(snapshot, self.stepper.packets_note)
             )
-            self._timeline.value = timeline_png(
+            self.timeline.value = timeline_png(
                 self.stepper.recording,
                 title=f"{SCENARIOS[snapshot.scenario].title}: kernel states and calls",
             )
@@ -207,7 +209,7 @@ class StepperWidget:
             return
         self._closed = True
         self.stepper.close()
-        for button in self._buttons.children:
+        for button in self.buttons.children:
             button.close()
         self.widget.close()
 

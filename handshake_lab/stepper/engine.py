@@ -193,6 +193,11 @@ class Stepper:
         if self._closed:
             raise RuntimeError("this stepper is closed: make a new Stepper()")
 
+    @property
+    def closed(self) -> bool:
+        """True once close() was called: nothing more can be stepped."""
+        return self._closed
+
     # -- what the current generation holds ------------------------------------------------
     @property
     def scenario(self) -> Scenario:
