@@ -24,7 +24,7 @@ import socket
 import sys
 from collections.abc import Callable
 
-from ..model.addresses import Address
+from ..model.addresses import Address, check_port
 from ..model.states import TcpState
 from ..timeouts import SHORT_TIMEOUT, poll_until
 from . import psutil_states, tcp_info
@@ -56,7 +56,7 @@ def _tcp_info_available() -> bool:
 def tcp_sockets(port: int | None = None) -> list[TcpSocketRow]:
     """The kernel's TCP sockets whose local or remote port is `port` (all when None)."""
     if port is not None:
-        _check_port(port)
+        check_port(port)
     if _proc_tcp_available():
         return read_tcp_table(port)
     return psutil_states.tcp_sockets_from_psutil(port)
@@ -175,10 +175,3 @@ def _held_by_psutil(sock: socket.socket) -> HeldState:
 def _endpoint(address) -> Address:
     host, port = address[:2]
     return host, port
-
-
-def _check_port(port: object) -> None:
-    if isinstance(port, bool) or not isinstance(port, int):
-        raise TypeError(f"port must be an int, got {type(port).__name__}: pass e.g. server.port")
-    if not 0 < port < 65536:
-        raise ValueError(f"port {port} is out of range: TCP ports are 1..65535")

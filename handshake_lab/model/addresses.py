@@ -41,12 +41,16 @@ def loopback_address(address: object) -> Address:
         raise TypeError(
             f"address must be a (host, port) pair such as server.address, got {address!r}"
         )
-    host, port = address[0], address[1]
+    return loopback_host(address[0]), check_port(address[1])
+
+
+def check_port(port: object) -> int:
+    """`port` if it is a TCP port number (1..65535), or an error that says what to pass."""
     if isinstance(port, bool) or not isinstance(port, int):
-        raise TypeError(f"port must be an int, got {type(port).__name__}: pass server.address")
+        raise TypeError(f"port must be an int, got {type(port).__name__}: pass e.g. server.port")
     if not 0 < port < 65536:
         raise ValueError(f"port {port} is out of range: TCP ports are 1..65535")
-    return loopback_host(host), port
+    return port
 
 
 def family_of(host: str) -> socket.AddressFamily:
