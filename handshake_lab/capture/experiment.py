@@ -11,8 +11,6 @@ Rules: every socket is closed by a context manager and every wait has a timeout 
 
 from __future__ import annotations
 
-import os
-import selectors
 import socket
 import time
 from collections.abc import Callable
@@ -22,6 +20,7 @@ from typing import NamedTuple
 from ..model.addresses import Address
 from ..model.packets import Segment
 from ..model.states import TcpState
+from ..net.clients import finish_connect
 from ..record.events import STATE, Recording
 from ..record.recorder import Recorder
 from ..timeouts import LOOPBACK_TIMEOUT, SHORT_TIMEOUT
@@ -100,14 +99,7 @@ def _connect_sampling_states(
         # Tracked once connect() has started, so a fresh socket's CLOSED is never sampled.
         client_lane = recorder.track(client, "client", remote=address)
         recorder.client_port_known(client, client.getsockname())
-        with selectors.DefaultSelector() as selector:
-            selector.register(client, selectors.EVENT_WRITE)
-            if not selector.select(LOOPBACK_TIMEOUT):
-                raise TimeoutError(f"the slowed connect() did not finish in {LOOPBACK_TIMEOUT} s")
-        error = client.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
-        if error:
-            raise OSError(error, f"connect: {os.strerror(error)}")
-        client.settimeout(LOOPBACK_TIMEOUT)
+        finish_connect(client, timeout=LOOPBACK_TIMEOUT)
         # accept() returns once the server's end is ESTABLISHED; stopping samples it once more.
         connection, _ = server.accept()
     return connection, _state_samples(recorder.recording, client_lane, epoch_offset_ns)

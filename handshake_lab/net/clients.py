@@ -10,6 +10,7 @@ SO_LINGER 0, the "close with RST" that leaves no TIME_WAIT behind.
 from __future__ import annotations
 
 import errno
+import os
 import selectors
 import socket
 import struct
@@ -94,11 +95,16 @@ def finish_connect(sock: socket.socket, *, timeout: float = LOOPBACK_TIMEOUT) ->
                 f"the handshake did not finish within {timeout} s: is the "
                 "server's accept queue full? accept() a connection to free it"
             )
-        error = sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
-        if error:
-            raise OSError(error, f"connect() failed: {errno.errorcode.get(error, error)}")
+        raise_connect_error(sock)
     sock.setblocking(True)
     sock.settimeout(LOOPBACK_TIMEOUT)
+
+
+def raise_connect_error(sock: socket.socket) -> None:
+    """Raise the error a non-blocking connect() ended with (SO_ERROR), if it ended with one."""
+    error = sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
+    if error:
+        raise OSError(error, errno.errorcode.get(error, os.strerror(error)))
 
 
 def send(sock: socket.socket, data: bytes, *, timeout: float = LOOPBACK_TIMEOUT) -> None:

@@ -22,6 +22,7 @@ from collections.abc import Callable
 from ..kernel.tcp_info import AcceptQueue, accept_queue
 from ..model import tcp_model
 from ..model.addresses import Address
+from ..net.clients import raise_connect_error
 from ..record.recorder import Recorder
 from .scenarios import Scenario, Step
 
@@ -178,9 +179,7 @@ class ScenarioSockets:
             raise OSError(code, errno.errorcode.get(code, str(code)))
 
         def finish() -> str:
-            error = sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
-            if error:
-                raise OSError(error, errno.errorcode.get(error, str(error)))
+            raise_connect_error(sock)
             sock.setblocking(True)
             return f"connected from port {sock.getsockname()[1]}"
 
