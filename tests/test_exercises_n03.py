@@ -27,3 +27,18 @@ def test_missing_and_unknown_sockets_and_bad_names():
     assert "not a TCP state" in str(check({**RIGHT, "client": "HALF_CLOSED"}))
     assert "write your prediction as a dict" in str(check([]))
     assert "is not a step of" in str(check(RIGHT, after="client.explode()"))
+
+
+def test_fin_wait_1_is_answered_with_the_delayed_ack():
+    feedback = check({**RIGHT, "client": "FIN-WAIT-1"})
+    assert not feedback.passed
+    assert "the kernel says FIN-WAIT-2 (FIN-WAIT-1 lasts only until" in str(feedback)
+
+
+def test_other_scenarios_are_checked_against_their_settled_table():
+    feedback = check(
+        {"listener": "LISTEN", "client": "CLOSED", "server 1": "CLOSED"},
+        scenario="unread-data",
+        after="conn.close()",
+    )
+    assert feedback.passed, str(feedback)

@@ -80,6 +80,35 @@ EXPECTED = {
         {"server 1": "TIME_WAIT", "client": "CLOSE"},
         {"listener": "CLOSE"},
     ],
+    "half-close": [
+        {"listener": "LISTEN"},
+        {"client": "ESTABLISHED", "server 1": "ESTABLISHED"},
+        {"accepted": ["server 1"]},
+        {"client": "FIN_WAIT2", "server 1": "CLOSE_WAIT"},
+        {"result": "b''"},
+        {"result": "5 bytes", "client": "FIN_WAIT2", "server 1": "CLOSE_WAIT"},
+        {"result": "b'hello'"},
+        {"client": "TIME_WAIT", "server 1": "CLOSE"},
+        {"client": "TIME_WAIT"},
+        {"listener": "CLOSE"},
+    ],
+    "unread-data": [
+        {"listener": "LISTEN"},
+        {"client": "ESTABLISHED", "server 1": "ESTABLISHED"},
+        {"accepted": ["server 1"]},
+        {"result": "5 bytes"},
+        {"client": "CLOSE", "server 1": "CLOSE"},
+        {"result": "ConnectionResetError"},
+        {"client": "CLOSE"},
+        {"listener": "CLOSE"},
+    ],
+    "listener-closes": [
+        {"listener": "LISTEN"},
+        {"client": "ESTABLISHED", "server 1": "ESTABLISHED", "not accepted": ["server 1"]},
+        {"listener": "CLOSE", "client": "CLOSE"},
+        {"result": "ConnectionResetError"},
+        {"client": "CLOSE"},
+    ],
 }
 
 _SKIP = {"defer-accept": kernel_settings().syncookies == 2}
@@ -292,3 +321,61 @@ def test_without_capture_the_stepper_says_why_in_one_sentence():
         assert stepper.packets_note == (
             "Packet capture is off for this stepper (capture_packets=False)."
         )
+
+
+#: How deep the free-order walk goes in every scenario (every order of that many clicks).
+FREE_ORDER_DEPTH = 3
+
+
+def _free_orders(scenario: str, depth: int) -> list[tuple[str, ...]]:
+    """Every order of up to `depth` clicks a learner can make with in_order=False."""
+    orders, frontier = [], [()]
+    while frontier:
+        order = frontier.pop()
+        with Stepper(scenario, in_order=False, capture_packets=False) as stepper:
+            for label in order:
+                stepper.step(label)
+            possible = stepper.snapshot().next_steps if len(order) < depth else ()
+        if not possible:
+            orders.append(order)
+        frontier += [(*order, label) for label in possible]
+    return orders
+
+
+def _settled_claims(stepper, snapshot):
+    def agree():
+        seen = {view.lane: view for view in stepper.snapshot().sockets}
+        return all(
+            lane in seen
+            and (
+                seen[lane].state is state
+                or (state.linux_name == "CLOSE" and (seen[lane].gone or seen[lane].state is None))
+            )
+            for lane, state in snapshot.claims
+        )
+
+    return wait_for(agree, what=f"the states {snapshot.claims} claimed after {snapshot.step}")
+
+
+@pytest.mark.parametrize("scenario", list(EXPECTED))
+def test_in_free_order_every_explanation_claims_what_the_kernel_shows(scenario):
+    """Every order of FREE_ORDER_DEPTH clicks: after each step, the state the explanation
+    claims for each end is the kernel's once settled, and where capture is allowed the wire
+    carried as many segments as the explanation says were sent."""
+    if _SKIP.get(scenario):
+        pytest.skip("tcp_syncookies=2: there is no SYN-RECEIVED state to defer")
+    for order in _free_orders(scenario, FREE_ORDER_DEPTH):
+        with Stepper(scenario, in_order=False) as stepper:
+            for label in order:
+                snapshot = stepper.step(label)
+                if snapshot.pending and snapshot.step in snapshot.pending:
+                    continue  # blocked: it claims nothing yet
+                _settled_claims(stepper, snapshot)
+                if not stepper.packets_note:
+                    assert len(snapshot.packets) == snapshot.sent, (
+                        order,
+                        label,
+                        [p.flags for p in snapshot.packets],
+                        snapshot.explanation,
+                    )
+

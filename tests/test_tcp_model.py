@@ -10,16 +10,18 @@ from handshake_lab.model.packets import Segment
 from handshake_lab.model.replay import check_handshake, states_after_each
 from handshake_lab.model.states import TcpState
 from handshake_lab.model.tcp_model import (
-    DEFER_ACCEPT_RULES,
-    FULL_ACCEPT_QUEUE_RULES,
-    TRANSITIONS,
     Connection,
     Endpoint,
     IllegalTransition,
-    TcpEvent,
     expected_close,
     expected_handshake,
     narrate,
+)
+from handshake_lab.model.tcp_rules import (
+    DEFER_ACCEPT_RULES,
+    FULL_ACCEPT_QUEUE_RULES,
+    TRANSITIONS,
+    TcpEvent,
 )
 
 S, E = TcpState, TcpEvent
@@ -220,9 +222,9 @@ def test_an_overlay_row_for_a_pair_the_rfc_lacks_is_legal_and_listed():
     with pytest.raises(IllegalTransition, match="TIME-WAIT \\(TIME_WAIT\\)") as raised:
         endpoint.apply(E.SEND)
     assert "send()" not in str(raised.value).split("possible here:")[1]
-    linger = {(S.TIME_WAIT, E.SEND): TRANSITIONS[S.TIME_WAIT, E.ABORT]}
+    linger = {(S.TIME_WAIT, E.SEND): TRANSITIONS[S.TIME_WAIT, E.RST]}
     with pytest.raises(IllegalTransition) as raised:
-        endpoint.apply(E.CLOSE, overlays=(linger,))
+        endpoint.apply(E.SHUTDOWN, overlays=(linger,))
     assert "send()" in str(raised.value).split("possible here:")[1]
     assert endpoint.apply(E.SEND, overlays=(linger,)).to_state is S.CLOSED
 
@@ -317,3 +319,121 @@ def test_states_after_each_follows_linux_merging_ack_and_fin():
         (S.TIME_WAIT, S.LAST_ACK),
         (S.TIME_WAIT, S.CLOSED),
     ]
+
+
+# -- Linux's rules, each measured on real sockets in tests/test_model_vs_kernel.py ---------
+def _connected(**listener) -> Connection:
+    connection = Connection(100, 200, **listener)
+    connection.listen()
+    connection.connect()
+    return connection
+
+
+def _flags(transitions) -> list[str]:
+    return [t.sent.flags for t in transitions if t.sent is not None]
+
+
+def test_the_ack_of_a_fin_is_held_back_until_the_delayed_ack_timer():
+    connection = _connected()
+    transitions = connection.close("client")
+    assert _flags(transitions) == ["FIN+ACK", "ACK"]
+    held = transitions[1]
+    assert (held.to_state, held.sent) == (S.CLOSE_WAIT, None)
+    assert "delayed ACK" in held.description
+    assert transitions[2].event is E.DELAYED_ACK
+    assert (connection.client.state, connection.server.state) == (S.FIN_WAIT_2, S.CLOSE_WAIT)
+
+
+def test_a_fin_sent_before_the_delayed_ack_carries_it():
+    connection = _connected()
+    connection.apply("client", E.CLOSE, deliver=False)
+    connection.deliver()  # the server holds its ACK back ...
+    assert connection.server.ack_owed and connection.client.state is S.FIN_WAIT_1
+    transitions = connection.close("server")  # ... and its own FIN carries it
+    assert _flags(transitions) == ["FIN+ACK", "ACK"]
+    assert not connection.server.ack_owed
+    assert (connection.client.state, connection.server.state) == (S.TIME_WAIT, S.CLOSED)
+
+
+def test_the_rfc_endpoint_acknowledges_a_fin_at_once():
+    connection = _connected(delayed_ack=False)
+    transitions = connection.close("client")
+    assert transitions[1].sent.flags == "ACK" and transitions[1].event is E.FIN_ACK
+
+
+def test_close_with_unread_data_sends_rst():
+    connection = _connected()
+    connection.send("client", 5)
+    assert connection.server.unread == 5
+    transitions = connection.close("server")
+    assert _flags(transitions) == ["RST+ACK"]
+    assert (connection.client.state, connection.server.state) == (S.CLOSED, S.CLOSED)
+
+
+def test_reading_first_makes_close_send_a_fin():
+    connection = _connected()
+    connection.send("client", 5)
+    assert connection.read("server") == 5
+    assert _flags(connection.close("server")) == ["FIN+ACK", "ACK"]
+
+
+def test_data_for_a_closed_socket_is_answered_with_rst_but_not_after_shutdown():
+    closed = _connected()
+    closed.close("client")
+    assert _flags(closed.send("server", 4)) == ["PSH+ACK", "RST"]
+    assert (closed.client.state, closed.server.state) == (S.CLOSED, S.CLOSED)
+    half = _connected()
+    half.shutdown("client")
+    assert _flags(half.send("server", 4)) == ["PSH+ACK", "ACK"]
+    assert (half.client.state, half.server.state) == (S.FIN_WAIT_2, S.CLOSE_WAIT)
+    assert half.client.unread == 4
+
+
+def test_closing_the_listener_resets_a_queued_connection_only():
+    queued = _connected()
+    assert _flags(queued.close_listener()) == ["RST+ACK"]
+    assert (queued.client.state, queued.server.state) == (S.CLOSED, S.CLOSED)
+    accepted = _connected()
+    accepted.accept()
+    assert accepted.close_listener() == []
+    assert accepted.server.state is S.ESTABLISHED
+    deferred = _connected(defer_accept=True)
+    assert deferred.close_listener()[0].sent is None  # a request socket goes silently ...
+    assert _flags(deferred.send("client", 3)) == ["PSH+ACK", "RST"]  # ... and RST answers later
+
+
+def test_a_syn_to_a_port_nobody_listens_on_is_refused():
+    connection = Connection(1, 2)
+    transitions = connection.connect()
+    assert _flags(transitions) == ["SYN", "RST+ACK"]
+    assert "ECONNREFUSED" in transitions[-1].description
+
+
+def test_the_accept_queue_full_at_the_final_ack():
+    dropped = _connected(defer_accept=True, queue_full_at_ack=True)
+    assert _flags(dropped.send("client", 3)) == ["PSH+ACK"]  # not acknowledged
+    assert (dropped.client.state, dropped.server.state) == (S.ESTABLISHED, S.SYN_RECEIVED)
+    aborted = _connected(defer_accept=True, queue_full_at_ack=True, abort_on_overflow=True)
+    assert _flags(aborted.send("client", 3)) == ["PSH+ACK", "RST"]
+    assert (aborted.client.state, aborted.server.state) == (S.CLOSED, S.CLOSED)
+    # Without TCP_DEFER_ACCEPT the bare ACK itself meets the full queue.
+    plain = _connected(queue_full_at_ack=True)
+    assert (plain.client.state, plain.server.state) == (S.ESTABLISHED, S.SYN_RECEIVED)
+
+
+def test_a_full_syn_queue_answers_with_a_cookie_or_drops_the_syn():
+    cookie = _connected(syn_queue_full=True, defer_accept=True)
+    assert [s.flags for s in cookie.wire] == ["SYN", "SYN+ACK", "ACK"]
+    assert cookie.server.state is S.ESTABLISHED  # no request socket for DEFER_ACCEPT to hold
+    dropped = _connected(syn_queue_full=True, syncookies=False)
+    assert [s.flags for s in dropped.wire] == ["SYN"]
+    assert (dropped.client.state, dropped.server.state) == (S.SYN_SENT, S.LISTEN)
+
+
+def test_shutdown_then_close_sends_nothing_more_and_so_linger_cannot_end_time_wait():
+    connection = _connected()
+    connection.shutdown("client")
+    connection.close("server")
+    assert connection.client.state is S.TIME_WAIT
+    assert connection.close("client")[0].sent is None
+    assert connection.abort("client")[0].to_state is S.TIME_WAIT

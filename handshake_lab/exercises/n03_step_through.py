@@ -1,35 +1,18 @@
 """Exercise for notebook 03: predict the kernel's table after a step, then let the kernel answer.
 
 The learner writes down, for each socket, the state they expect after one step of a
-scenario; `check` runs the scenario on real sockets up to that step and compares.
+scenario; `check` runs the scenario on real sockets up to that step and compares with the
+table the stepper shows, which is taken once the kernel has settled (after a delayed ACK).
 """
 
 from __future__ import annotations
 
 from ..kernel.sysctls import kernel_settings
 from ..model.states import TcpState
-from ..stepper.engine import Snapshot, Stepper
+from ..stepper.engine import Stepper
 from ..stepper.scenarios import SCENARIOS
-from ..timeouts import KERNEL_TIMER_TIMEOUT, SHORT_TIMEOUT, poll_until
+from ..timeouts import KERNEL_TIMER_TIMEOUT
 from .feedback import Feedback
-
-#: States the kernel passes through within moments on loopback (an ACK or SYN+ACK is due).
-_PASSING = (TcpState.FIN_WAIT_1, TcpState.LAST_ACK, TcpState.SYN_SENT)
-
-
-def _settled_snapshot(stepper: Stepper, predicted: dict[str, TcpState | None]) -> Snapshot:
-    """Give states the kernel is still moving through (FIN-WAIT-1 to FIN-WAIT-2) a moment."""
-    seen: list[Snapshot] = []  # the last snapshot is the answer, settled or not
-
-    def settled() -> bool:
-        seen.append(stepper.snapshot())
-        snapshot = seen[-1]
-        return all(
-            snapshot.state_of(lane) is state for lane, state in predicted.items()
-        ) or not any(view.state in _PASSING for view in snapshot.sockets)
-
-    poll_until(settled, timeout=SHORT_TIMEOUT, interval=0.005)
-    return seen[-1]
 
 
 def check(
@@ -74,7 +57,7 @@ def check(
             stepper.step(label)
             if stepper.snapshot().pending:
                 stepper.wait(KERNEL_TIMER_TIMEOUT)
-        snapshot = _settled_snapshot(stepper, expected)
+        snapshot = stepper.snapshot()  # the stepper waits for the kernel to settle
     lanes = [view.lane for view in snapshot.sockets]
     for lane, state in expected.items():
         if lane not in lanes:
@@ -85,10 +68,16 @@ def check(
         actual = snapshot.state_of(lane)
         shown = actual.rfc_name if actual else "not in the kernel"
         guess = state.rfc_name if state else "not in the kernel"
+        hint = ""
+        if state is TcpState.FIN_WAIT_1 and actual is TcpState.FIN_WAIT_2:
+            hint = (
+                " (FIN-WAIT-1 lasts only until the peer's delayed ACK of the FIN arrives; "
+                "the table shows the states once the kernel has settled)"
+            )
         feedback.expect(
             actual is state,
             f"{lane}: {shown}, as you said",
-            f"{lane}: you said {guess}, the kernel says {shown}",
+            f"{lane}: you said {guess}, the kernel says {shown}{hint}",
         )
     missing = [lane for lane in lanes if lane not in expected]
     if missing:

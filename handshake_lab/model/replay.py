@@ -19,9 +19,9 @@ from .tcp_model import (
     SERVER_ADDRESS,
     Connection,
     Endpoint,
-    TcpEvent,
     expected_handshake,
 )
+from .tcp_rules import TcpEvent
 
 __all__ = ["check_handshake", "states_after_each"]
 

@@ -1,231 +1,67 @@
-"""A sans-IO model of both ends of a TCP connection (RFC 9293): handshake, data and close.
+"""A sans-IO model of both ends of a TCP connection: handshake, data and close, as Linux does it.
 
-The transition table ``TRANSITIONS`` is the single source of truth, in the style of h11's
-``_state.py``: each (state, ``TcpEvent``) pair maps to the next state, the segment the kernel
-sends (flags, or None) and a short phrase saying what the kernel does. Linux's departures from
-the RFC are overlays: small tables (``DEFER_ACCEPT_RULES``, ``FULL_ACCEPT_QUEUE_RULES``) whose
-rows replace the RFC's, passed as ``overlays`` to every call that looks a row up. The expected
-ladders (``expected_handshake``, ``expected_close``) and the plain-English account of what the
-kernels did (``narrate``, built from the rows' phrases) are derived from the table here; replaying
-a real capture through it lives in ``replay``.
+The rows live in ``tcp_rules`` (the RFC's table and Linux's overlays); this module runs them.
+An ``Endpoint`` is one end: its state, sequence numbers and what its application has done
+(unread data, close() called, an ACK held back); from those it picks the overlays that apply.
+A ``Connection`` joins a client and a server over a lossless, in-order network and delivers
+segments until the network is quiet, firing held-back ACKs when nothing else would carry them
+(``settle``). The expected ladders (``expected_handshake``, ``expected_close``) and the
+plain-English account of what the kernels did (``narrate``, built from the rows' phrases) are
+derived here; replaying a real capture through the model lives in ``replay``.
 
 Rules: no sockets, threads or clock; sequence numbers are arithmetic mod 2**32; an event the
 table does not allow raises ``IllegalTransition`` and leaves the end unchanged.
-There is no accept() in this model on purpose: accept() only takes an ESTABLISHED connection
-off the accept queue and puts nothing on the wire, so it is not a TCP event. On Linux the
-listener itself stays LISTEN and a new request socket goes through SYN-RECEIVED; the model's
-server end stands for that connection, as RFC 9293's diagrams do.
+There is no accept() or recv() event on purpose: they only take what the kernel already holds
+and put nothing on the wire, so they are bookkeeping (``Connection.accept``, ``read``), not TCP
+events. On Linux the listener itself stays LISTEN and a request socket goes through
+SYN-RECEIVED; the model's server end stands for that connection, as RFC 9293's diagrams do.
 """
 
 from __future__ import annotations
 
-import enum
 from collections import deque
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import NamedTuple
 
 from .addresses import Address
 from .packets import Segment
 from .states import TcpState
+from .tcp_rules import (
+    ABORT_ON_OVERFLOW_RULES,
+    CLOSED_BY_APPLICATION_RULES,
+    DEFER_ACCEPT_RULES,
+    DELAYED_ACK_TIMER_RULES,
+    DELAYED_FIN_ACK_RULES,
+    FULL_ACCEPT_QUEUE_RULES,
+    FULL_QUEUE_AT_ACK_RULES,
+    FULL_SYN_QUEUE_RULES,
+    SYN_COOKIE_RULES,
+    TRANSITIONS,
+    UNREAD_DATA_RULES,
+    Rule,
+    RuleOverlay,
+    TcpEvent,
+)
+
+__all__ = [
+    "SEQUENCE_SPACE",
+    "Connection",
+    "Endpoint",
+    "IllegalTransition",
+    "LadderStep",
+    "TcpEvent",
+    "Transition",
+    "expected_close",
+    "expected_handshake",
+    "narrate",
+]
 
 SEQUENCE_SPACE = 2**32
 
 #: Where the model's ends live when the caller does not say (only labels; nothing is opened).
 CLIENT_ADDRESS: Address = ("127.0.0.1", 49152)
 SERVER_ADDRESS: Address = ("127.0.0.1", 8000)
-
-
-class TcpEvent(enum.Enum):
-    """What can happen to one end: a call by its application, a timer, or a segment arriving.
-
-    FIN_ACK is a FIN whose acknowledgement covers everything this end has sent (its own FIN
-    included); FIN is any other FIN. The value is how a learner would say it.
-    """
-
-    PASSIVE_OPEN = "listen()"
-    ACTIVE_OPEN = "connect()"
-    SEND = "send()"
-    CLOSE = "close()"
-    ABORT = "close() with SO_LINGER 0"
-    TIMEOUT = "a timer fires"
-    SYN = "a SYN arrives"
-    SYN_ACK = "a SYN+ACK arrives"
-    ACK = "an ACK arrives"
-    DATA = "data arrives"
-    FIN = "a FIN arrives"
-    FIN_ACK = "a FIN+ACK acknowledging everything sent arrives"
-    RST = "a RST arrives"
-
-    @property
-    def is_arrival(self) -> bool:
-        """True for a segment arriving, False for an application call or a timer."""
-        return self in _ARRIVALS
-
-
-_ARRIVALS = frozenset(
-    {
-        TcpEvent.SYN,
-        TcpEvent.SYN_ACK,
-        TcpEvent.ACK,
-        TcpEvent.DATA,
-        TcpEvent.FIN,
-        TcpEvent.FIN_ACK,
-        TcpEvent.RST,
-    }
-)
-
-
-class Rule(NamedTuple):
-    """One row of the table: where the end goes, what it sends, what its kernel does."""
-
-    next_state: TcpState
-    send: str | None
-    does: str
-
-
-S, E = TcpState, TcpEvent
-_RESET = "resets the connection with RST instead of a FIN, so no TIME-WAIT follows"
-_FORGET = "forgets the connection without sending anything"
-_DROP_ON_RST = "drops the connection on the RST; the next recv() or send() fails with ECONNRESET"
-_ACK_LATE_DATA = "acknowledges data that still arrives after its own FIN"
-_LAST_ACK = (
-    "acknowledges the peer's FIN with the last ACK and waits in TIME-WAIT (60 s on Linux) "
-    "for stray segments"
-)
-_PEER_FIN = "acknowledges the peer's FIN; recv() returns b'' once the data before it is read"
-
-#: RFC 9293's state machine for handshake, data and close: (state, event) -> Rule.
-TRANSITIONS: Mapping[tuple[TcpState, TcpEvent], Rule] = {
-    (S.CLOSED, E.PASSIVE_OPEN): Rule(
-        S.LISTEN, None, "starts listening: from now on it answers SYNs for this port by itself"
-    ),
-    (S.CLOSED, E.ACTIVE_OPEN): Rule(
-        S.SYN_SENT, "SYN", "sends a SYN carrying its initial sequence number while connect() waits"
-    ),
-    (S.LISTEN, E.SYN): Rule(
-        S.SYN_RECEIVED, "SYN+ACK", "answers the SYN with SYN+ACK on its own, before any accept()"
-    ),
-    (S.LISTEN, E.CLOSE): Rule(S.CLOSED, None, "stops listening; later SYNs are answered by RST"),
-    (S.LISTEN, E.ABORT): Rule(S.CLOSED, None, "stops listening; later SYNs are answered by RST"),
-    (S.SYN_SENT, E.SYN_ACK): Rule(
-        S.ESTABLISHED, "ACK", "acknowledges the SYN+ACK with an ACK, so connect() returns"
-    ),
-    (S.SYN_SENT, E.SYN): Rule(
-        S.SYN_RECEIVED, "SYN+ACK", "meets the peer's SYN (a simultaneous open) and answers SYN+ACK"
-    ),
-    (S.SYN_SENT, E.RST): Rule(
-        S.CLOSED, None, "gets a RST because nothing listens there, so connect() raises ECONNREFUSED"
-    ),
-    (S.SYN_SENT, E.TIMEOUT): Rule(
-        S.SYN_SENT, "SYN", "hears nothing back and sends the SYN again when its retry timer fires"
-    ),
-    (S.SYN_SENT, E.CLOSE): Rule(S.CLOSED, None, "gives up the connection attempt silently"),
-    (S.SYN_SENT, E.ABORT): Rule(S.CLOSED, None, "gives up the connection attempt silently"),
-    (S.SYN_RECEIVED, E.ACK): Rule(
-        S.ESTABLISHED,
-        None,
-        "completes the handshake on the ACK and puts the connection on the accept queue, "
-        "where accept() will find it",
-    ),
-    (S.SYN_RECEIVED, E.DATA): Rule(
-        S.ESTABLISHED,
-        "ACK",
-        "takes the data as the end of the handshake, acknowledges it and queues the connection "
-        "for accept()",
-    ),
-    (S.SYN_RECEIVED, E.RST): Rule(
-        S.LISTEN, None, "drops the half-open connection; the listener goes on listening"
-    ),
-    (S.SYN_RECEIVED, E.TIMEOUT): Rule(
-        S.SYN_RECEIVED, "SYN+ACK", "sends the SYN+ACK again when its retry timer fires"
-    ),
-    (S.SYN_RECEIVED, E.CLOSE): Rule(S.FIN_WAIT_1, "FIN+ACK", "sends a FIN"),
-    (S.SYN_RECEIVED, E.ABORT): Rule(S.CLOSED, "RST+ACK", _RESET),
-    (S.ESTABLISHED, E.SEND): Rule(S.ESTABLISHED, "PSH+ACK", "sends the data"),
-    (S.ESTABLISHED, E.DATA): Rule(
-        S.ESTABLISHED, "ACK", "acknowledges the data and keeps it for recv()"
-    ),
-    (S.ESTABLISHED, E.ACK): Rule(
-        S.ESTABLISHED, None, "learns that its data arrived and frees it from the send buffer"
-    ),
-    (S.ESTABLISHED, E.FIN): Rule(S.CLOSE_WAIT, "ACK", _PEER_FIN),
-    (S.ESTABLISHED, E.FIN_ACK): Rule(S.CLOSE_WAIT, "ACK", _PEER_FIN),
-    (S.ESTABLISHED, E.CLOSE): Rule(
-        S.FIN_WAIT_1, "FIN+ACK", "sends a FIN: this side will send no more data"
-    ),
-    (S.ESTABLISHED, E.ABORT): Rule(S.CLOSED, "RST+ACK", _RESET),
-    (S.ESTABLISHED, E.RST): Rule(S.CLOSED, None, _DROP_ON_RST),
-    (S.FIN_WAIT_1, E.ACK): Rule(
-        S.FIN_WAIT_2, None, "learns that its FIN arrived and waits for the peer's FIN"
-    ),
-    (S.FIN_WAIT_1, E.FIN): Rule(
-        S.CLOSING,
-        "ACK",
-        "gets the peer's FIN before the ACK of its own (both sides closed at once) and "
-        "acknowledges it",
-    ),
-    (S.FIN_WAIT_1, E.FIN_ACK): Rule(
-        S.TIME_WAIT,
-        "ACK",
-        "gets the peer's FIN, which also acknowledges its own, and answers with the last ACK",
-    ),
-    (S.FIN_WAIT_1, E.DATA): Rule(S.FIN_WAIT_1, "ACK", _ACK_LATE_DATA),
-    (S.FIN_WAIT_1, E.ABORT): Rule(S.CLOSED, "RST+ACK", _RESET),
-    (S.FIN_WAIT_1, E.RST): Rule(S.CLOSED, None, _DROP_ON_RST),
-    (S.FIN_WAIT_2, E.DATA): Rule(S.FIN_WAIT_2, "ACK", _ACK_LATE_DATA),
-    (S.FIN_WAIT_2, E.FIN): Rule(S.TIME_WAIT, "ACK", _LAST_ACK),
-    (S.FIN_WAIT_2, E.FIN_ACK): Rule(S.TIME_WAIT, "ACK", _LAST_ACK),
-    (S.FIN_WAIT_2, E.ABORT): Rule(S.CLOSED, "RST+ACK", _RESET),
-    (S.FIN_WAIT_2, E.RST): Rule(S.CLOSED, None, _DROP_ON_RST),
-    (S.CLOSE_WAIT, E.SEND): Rule(
-        S.CLOSE_WAIT, "PSH+ACK", "sends data: the peer's FIN closed only the other direction"
-    ),
-    (S.CLOSE_WAIT, E.ACK): Rule(S.CLOSE_WAIT, None, "learns that its data arrived"),
-    (S.CLOSE_WAIT, E.CLOSE): Rule(
-        S.LAST_ACK, "FIN+ACK", "sends its own FIN and waits for the last ACK"
-    ),
-    (S.CLOSE_WAIT, E.ABORT): Rule(S.CLOSED, "RST+ACK", _RESET),
-    (S.CLOSE_WAIT, E.RST): Rule(S.CLOSED, None, _DROP_ON_RST),
-    (S.CLOSING, E.ACK): Rule(
-        S.TIME_WAIT, None, "learns that its FIN arrived and waits in TIME-WAIT"
-    ),
-    (S.CLOSING, E.ABORT): Rule(S.CLOSED, None, _FORGET),
-    (S.CLOSING, E.RST): Rule(S.CLOSED, None, _DROP_ON_RST),
-    (S.LAST_ACK, E.ACK): Rule(S.CLOSED, None, "gets the last ACK and forgets the connection"),
-    (S.LAST_ACK, E.ABORT): Rule(S.CLOSED, None, _FORGET),
-    (S.LAST_ACK, E.RST): Rule(S.CLOSED, None, _DROP_ON_RST),
-    (S.TIME_WAIT, E.TIMEOUT): Rule(
-        S.CLOSED, None, "forgets the connection when TIME-WAIT ends (2 MSL, 60 s on Linux)"
-    ),
-    (S.TIME_WAIT, E.ABORT): Rule(S.CLOSED, None, _FORGET),
-    (S.TIME_WAIT, E.RST): Rule(S.CLOSED, None, "drops the TIME-WAIT entry on the RST"),
-}
-
-#: A set of rows that replace the table's when passed in ``overlays``.
-RuleOverlay = Mapping[tuple[TcpState, TcpEvent], Rule]
-
-#: Linux's TCP_DEFER_ACCEPT on the listener replaces one row of the table.
-DEFER_ACCEPT_RULES: RuleOverlay = {
-    (S.SYN_RECEIVED, E.ACK): Rule(
-        S.SYN_RECEIVED,
-        None,
-        "ignores the bare ACK because of TCP_DEFER_ACCEPT and stays SYN-RECEIVED until data "
-        "arrives, so accept() keeps waiting",
-    ),
-}
-
-#: What Linux does with a SYN when the listener's accept queue is full (one SYN only).
-FULL_ACCEPT_QUEUE_RULES: RuleOverlay = {
-    (S.LISTEN, E.SYN): Rule(
-        S.LISTEN,
-        None,
-        "drops the SYN silently because the accept queue is full, so the client stays "
-        "SYN-SENT and will retry",
-    ),
-}
-
-del S, E
 
 
 class IllegalTransition(ValueError):
@@ -286,8 +122,12 @@ class Endpoint:
 
     ``snd_nxt`` is the next sequence number this end will send (its ISN until the SYN is out);
     ``rcv_nxt`` is the next one it expects from the peer (None until the peer's SYN arrives).
+    ``unread`` counts received bytes the application has not read; ``closed`` is True once the
+    application called close() (not shutdown()); ``ack_owed`` while an ACK is held back.
+    ``delays_fin_ack`` is Linux's delayed ACK of a FIN (off: the RFC's immediate ACK).
     Every call that looks a row up takes ``overlays``: tables whose rows replace the RFC's,
-    the last one winning (e.g. ``(DEFER_ACCEPT_RULES,)`` for a listener with TCP_DEFER_ACCEPT).
+    the last one winning (e.g. ``(DEFER_ACCEPT_RULES,)`` for a listener with TCP_DEFER_ACCEPT);
+    the overlays this end's own condition calls for come first.
     """
 
     name: str
@@ -295,17 +135,35 @@ class Endpoint:
     address: Address
     peer: Address
     state: TcpState = TcpState.CLOSED
+    delays_fin_ack: bool = False
     snd_nxt: int = field(init=False)
     rcv_nxt: int | None = None
+    unread: int = 0
+    closed: bool = False
+    ack_owed: bool = False
 
     def __post_init__(self) -> None:
         self.isn %= SEQUENCE_SPACE
         self.snd_nxt = self.isn
 
+    def own_overlays(self) -> tuple[RuleOverlay, ...]:
+        """The Linux rules this end's condition calls for, weakest first."""
+        overlays: list[RuleOverlay] = []
+        if self.delays_fin_ack:
+            overlays.append(DELAYED_FIN_ACK_RULES)
+        if self.ack_owed:
+            overlays.append(DELAYED_ACK_TIMER_RULES)
+        if self.closed:
+            overlays.append(CLOSED_BY_APPLICATION_RULES)
+        if self.unread:
+            overlays.append(UNREAD_DATA_RULES)
+        return tuple(overlays)
+
     def rule_for(self, event: TcpEvent, overlays: Sequence[RuleOverlay] = ()) -> Rule:
         """The row for ``event`` now; IllegalTransition names the state and the event."""
         key = (self.state, event)
-        for overlay in reversed(overlays):
+        every = (*self.own_overlays(), *overlays)
+        for overlay in reversed(every):
             if key in overlay:
                 return overlay[key]
         if key in TRANSITIONS:
@@ -313,7 +171,7 @@ class Endpoint:
         allowed = sorted(
             {
                 possible.value
-                for table in (TRANSITIONS, *overlays)
+                for table in (TRANSITIONS, *every)
                 for state, possible in table
                 if state is self.state
             }
@@ -335,7 +193,17 @@ class Endpoint:
         if event.is_arrival:
             raise ValueError(f"{event.name} is a segment arriving; call receive(segment) instead")
         rule = self.rule_for(event, overlays)
-        return self._take(rule, event, time, payload_len if event is TcpEvent.SEND else 0, None)
+        transition = self._take(
+            rule, event, time, payload_len if event is TcpEvent.SEND else 0, None
+        )
+        if event in (TcpEvent.CLOSE, TcpEvent.ABORT):
+            self.closed = True
+        return transition
+
+    def read(self) -> int:
+        """The application reads everything received (recv()); nothing goes on the wire."""
+        read, self.unread = self.unread, 0
+        return read
 
     def classify(self, segment: Segment) -> TcpEvent:
         """Which arrival event a segment is for this end."""
@@ -357,17 +225,27 @@ class Endpoint:
         event = self.classify(segment)
         rule = self.rule_for(event, overlays)
         ignored = rule.send is None and rule.next_state is self.state
-        if not ignored and event is not TcpEvent.RST:
+        accepted = not ignored and event is not TcpEvent.RST and rule.send != "RST"
+        if accepted:
             consumed = segment.payload_len + segment.has("SYN") + segment.has("FIN")
             self.rcv_nxt = _add(segment.seq, consumed)
+            self.unread += segment.payload_len
         return self._take(rule, event, segment.time, 0, segment)
 
     def _take(
         self, rule: Rule, event: TcpEvent, time: float, payload_len: int, received: Segment | None
     ) -> Transition:
         from_state = self.state
-        sent = self._segment(rule.send, payload_len, time) if rule.send else None
+        sent = None
+        if rule.send and rule.delayed:
+            self.ack_owed = True
+        elif rule.send:
+            sent = self._segment(rule.send, payload_len, time)
+            if "ACK" in rule.send.split("+") or "RST" in rule.send.split("+"):
+                self.ack_owed = False  # this segment carries what was held back
         self.state = rule.next_state
+        if self.state is TcpState.CLOSED:
+            self.ack_owed = False
         return Transition(self.name, from_state, event, self.state, sent, rule.does, received)
 
     def _segment(self, flags: str, payload_len: int, time: float) -> Segment:
@@ -390,14 +268,18 @@ class LadderStep(NamedTuple):
 
 
 class Connection:
-    """A client and a server end joined by a lossless, in-order network.
+    """A client and a server end joined by a lossless, in-order network, as Linux runs them.
 
-    Each call applies one application event and then delivers segments until the network is
-    quiet, returning every Transition in order. ``drop_next_syn`` makes the server drop the next
-    SYN (Linux with a full accept queue: FULL_ACCEPT_QUEUE_RULES for that one SYN);
-    ``defer_accept`` is Linux's TCP_DEFER_ACCEPT (DEFER_ACCEPT_RULES for the server, always).
-    ``overlays`` holds each end's standing overlays; ``wire`` every segment sent; ``ladder``
-    every delivered segment with the states after it.
+    Each call applies one application event and then settles: it delivers segments until none
+    is in flight and fires any ACK an end still holds back, returning every Transition in
+    order (``deliver=False`` leaves the segments in flight, e.g. for a simultaneous close).
+    The listener's situation is given by flags, each choosing rows from ``tcp_rules``:
+    ``drop_next_syn`` (the accept queue is full when the next SYN comes: it is dropped, once),
+    ``defer_accept`` (TCP_DEFER_ACCEPT), ``queue_full_at_ack`` (the accept queue fills between
+    the SYN and the final ACK) with ``abort_on_overflow`` (the sysctl tcp_abort_on_overflow),
+    ``syn_queue_full`` (listen()'s bound on half-finished connections is reached) with
+    ``syncookies`` (tcp_syncookies), and ``delayed_ack`` (Linux's delayed ACK of a FIN).
+    ``wire`` holds every segment sent; ``ladder`` every delivered segment with the states after it.
     """
 
     def __init__(
@@ -409,14 +291,33 @@ class Connection:
         server_address: Address = SERVER_ADDRESS,
         drop_next_syn: bool = False,
         defer_accept: bool = False,
+        queue_full_at_ack: bool = False,
+        abort_on_overflow: bool = False,
+        syn_queue_full: bool = False,
+        syncookies: bool = True,
+        delayed_ack: bool = True,
     ) -> None:
-        self.client = Endpoint("client", client_isn, client_address, server_address)
-        self.server = Endpoint("server", server_isn, server_address, client_address)
+        self.client = Endpoint(
+            "client", client_isn, client_address, server_address, delays_fin_ack=delayed_ack
+        )
+        self.server = Endpoint(
+            "server", server_isn, server_address, client_address, delays_fin_ack=delayed_ack
+        )
+        listener: list[RuleOverlay] = []
+        if syn_queue_full:
+            listener.append(SYN_COOKIE_RULES if syncookies else FULL_SYN_QUEUE_RULES)
+        if queue_full_at_ack:
+            listener.append(
+                ABORT_ON_OVERFLOW_RULES if abort_on_overflow else FULL_QUEUE_AT_ACK_RULES
+            )
+        if defer_accept:  # last: a bare ACK is ignored before the queue is even looked at
+            listener.append(DEFER_ACCEPT_RULES)
         self.overlays: dict[str, tuple[RuleOverlay, ...]] = {
             "client": (),
-            "server": (DEFER_ACCEPT_RULES,) if defer_accept else (),
+            "server": tuple(listener),
         }
         self.drop_next_syn = drop_next_syn
+        self.accepted = False
         self.in_flight: deque[Segment] = deque()
         self.wire: list[Segment] = []
         self.ladder: list[LadderStep] = []
@@ -435,7 +336,7 @@ class Connection:
         transitions = [transition]
         self._put_on_wire(transition)
         if deliver:
-            transitions += self.deliver()
+            transitions += self.settle()
         return transitions
 
     def listen(self) -> list[Transition]:
@@ -447,6 +348,9 @@ class Connection:
     def send(self, end: str, payload_len: int) -> list[Transition]:
         return self.apply(end, TcpEvent.SEND, payload_len=payload_len)
 
+    def shutdown(self, end: str) -> list[Transition]:
+        return self.apply(end, TcpEvent.SHUTDOWN)
+
     def close(self, end: str) -> list[Transition]:
         return self.apply(end, TcpEvent.CLOSE)
 
@@ -455,6 +359,31 @@ class Connection:
 
     def timeout(self, end: str) -> list[Transition]:
         return self.apply(end, TcpEvent.TIMEOUT)
+
+    def read(self, end: str) -> int:
+        """recv() on that end takes every byte received so far; nothing goes on the wire."""
+        return self.end(end).read()
+
+    def accept(self) -> None:
+        """accept() took the server's connection off the queue; nothing goes on the wire."""
+        self.accepted = True
+
+    def close_listener(self) -> list[Transition]:
+        """The listener is closed: before accept(), that takes the connection down with it."""
+        if self.server.state is TcpState.LISTEN:
+            return self.close("server")
+        if self.accepted or self.server.state is TcpState.CLOSED:
+            return []  # an accepted connection lives on without its listener
+        return self.apply("server", TcpEvent.LISTENER_CLOSE)
+
+    def settle(self) -> list[Transition]:
+        """Deliver everything in flight, then fire held-back ACKs, until the network is quiet."""
+        transitions = self.deliver()
+        while owing := [end for end in (self.client, self.server) if end.ack_owed]:
+            for end in owing:
+                transitions += self.apply(end.name, TcpEvent.DELAYED_ACK, deliver=False)
+            transitions += self.deliver()
+        return transitions
 
     def deliver(self) -> list[Transition]:
         """Deliver segments in order until none is in flight."""

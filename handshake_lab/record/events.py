@@ -117,6 +117,14 @@ class LaneState(_KernelFields):
     queue: AcceptQueue | None = None
     gone: bool = False
 
+    @property
+    def status(self) -> str:
+        """The words beside the state in a table: a server side waiting for accept() is
+        'in the kernel, not yet accepted', or 'no server side' when the kernel has none."""
+        if self.awaiting_accept:
+            return "in the kernel, not yet accepted" if self.state else "no server side"
+        return self.note
+
 
 def describe_lane(queue: AcceptQueue | None, accepted: bool, gone: bool) -> str:
     """The words for a lane's queue, accepted and gone fields ('' when there is nothing)."""

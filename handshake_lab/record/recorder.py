@@ -268,7 +268,16 @@ class Recorder:
                         lane.request = lookup.prepare(lane.local, lane.remote)
                     by_address.append(lane)
             else:
-                retired |= self._observe(lane, *held(sock))
+                state, queue = held(sock)
+                if state is TcpState.CLOSED and lane.local is not None and lane.remote:
+                    # The socket reads CLOSE once the kernel has handed the connection to a
+                    # TIME-WAIT entry of its own (tcp_time_wait, after shutdown() and the
+                    # peer's FIN): the lane follows the connection, found by its addresses.
+                    if lane.request is None:
+                        lane.request = lookup.prepare(lane.local, lane.remote)
+                    by_address.append(lane)
+                else:
+                    retired |= self._observe(lane, state, queue)
         found = lookup.states([lane.request for lane in by_address])
         for lane, result in zip(by_address, found, strict=True):
             retired |= self._observe(lane, None if result is None else result[0])

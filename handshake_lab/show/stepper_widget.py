@@ -31,15 +31,11 @@ def socket_table_html(snapshot: Snapshot) -> str:
             shown = "<i>not in the kernel</i>"
         else:
             shown = html.escape(view.state.display_name)
-        if not view.awaiting_accept:
-            notes = [view.note] if view.note else []
-        else:
-            notes = ["in the kernel, not yet accepted" if view.state else "no server side"]
         rows.append(
             f'<tr data-lane="{html.escape(view.lane)}" data-state="{state}" '
             f'data-accepted="{"yes" if view.accepted else "no"}">'
             f"<td><b>{html.escape(view.lane)}</b></td><td>{shown}</td>"
-            f"<td>{html.escape(', '.join(notes))}</td></tr>"
+            f"<td>{html.escape(view.status)}</td></tr>"
         )
     queue = snapshot.accept_queue
     caption = (

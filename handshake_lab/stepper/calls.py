@@ -22,6 +22,7 @@ from collections.abc import Callable
 from ..kernel.tcp_info import AcceptQueue, accept_queue
 from ..model import tcp_model
 from ..model.addresses import Address
+from ..model.states import TcpState
 from ..net.clients import raise_connect_error
 from ..record.recorder import Recorder
 from .scenarios import Scenario, Step
@@ -39,6 +40,8 @@ class Outcome:
     explanation: str
     #: How many segments the TCP model says the step put on the wire.
     sent: int = 0
+    #: The state the explanation claims for each lane once the kernel has settled.
+    claims: tuple[tuple[str, TcpState], ...] = ()
 
 
 @dataclasses.dataclass(frozen=True)
@@ -103,9 +106,14 @@ class ScenarioSockets:
     def is_open(self, target: str) -> bool:
         return target in self.sockets and self.sockets[target].fileno() >= 0
 
+    @property
+    def listener_open(self) -> bool:
+        """True while the scenario's listener listens (after listen(), before its close())."""
+        return self.listening and self.is_open("server")
+
     def accept_queue(self) -> AcceptQueue | None:
         """The listener's accept queue, or None when nothing listens."""
-        if self.listening and self.is_open("server"):
+        if self.listener_open:
             return accept_queue(self.sockets["server"])
         return None
 
@@ -128,7 +136,7 @@ class ScenarioSockets:
             return made
         result, transitions = made
         self.recorder.returned(step.actor, self.lane_for(step), step.label, result)
-        return _outcome(step, result, transitions)
+        return self._outcome(step, result, transitions)
 
     def complete(self, blocked: Blocked) -> Outcome:
         """Make a blocked call now that its socket is ready."""
@@ -142,7 +150,7 @@ class ScenarioSockets:
         if blocked.retry_model is not None:
             # The first SYN was dropped; the kernel's retry timer sent it again.
             transitions += _model_apply(lambda: blocked.retry_model.timeout("client"))
-        return _outcome(step, result, transitions)
+        return self._outcome(step, result, transitions)
 
     def abandon(self, blocked: Blocked, why: str) -> Outcome:
         """Give a blocked call up (cancelled, or out of time) and say so."""
@@ -152,9 +160,23 @@ class ScenarioSockets:
 
     def _failed(self, step: Step, error: OSError, transitions) -> Outcome:
         self.recorder.failed(step.actor, self.lane_for(step), step.label, error)
-        return _outcome(
+        return self._outcome(
             step, f"raised {type(error).__name__}: {error.strerror or error}", transitions
         )
+
+    def _outcome(self, step: Step, result: str, transitions) -> Outcome:
+        outcome = _outcome(step, result, transitions)
+        return dataclasses.replace(outcome, claims=self.claims())
+
+    def claims(self) -> tuple[tuple[str, TcpState], ...]:
+        """What the model says each lane of a connection the model follows is in now."""
+        claimed = []
+        for target, model in self.models.items():
+            if model is None or target not in self.lanes:
+                continue  # a closed socket's lane still follows its connection
+            end = "client" if target.startswith("client") else "server"
+            claimed.append((self.lanes[target], model.end(end).state))
+        return tuple(claimed)
 
     # -- the calls ----------------------------------------------------------------------------
     def _listen(self, step: Step):
@@ -169,12 +191,12 @@ class ScenarioSockets:
         model = tcp_model.Connection(
             drop_next_syn=queue_full, defer_accept=self.scenario.defer_accept is not None
         )
-        if self.listening:
+        if self.listener_open:
             model.listen()
         self.models[step.target] = model
         code = sock.connect_ex(self.address)
         self.recorder.client_port_known(sock, sock.getsockname())
-        transitions = _model_apply(model.connect) if self.listening else []
+        transitions = _model_apply(model.connect)
         if code not in (0, errno.EINPROGRESS):  # the normal answer of a non-blocking connect
             raise OSError(code, errno.errorcode.get(code, str(code)))
 
@@ -217,8 +239,9 @@ class ScenarioSockets:
                 ),
                 None,
             )
-            if client is not None:
-                self.models[key] = self.models.get(client)
+            if client is not None and self.models.get(client) is not None:
+                self.models[key] = self.models[client]
+                self.models[key].accept()
             return f"a new socket ({self.lanes[key]}) connected to port {peer[1]}"
 
         return Blocked(step, listener, selectors.EVENT_READ, finish)
@@ -234,16 +257,26 @@ class ScenarioSockets:
 
         def finish() -> str:
             data = sock.recv(1024)
+            model = self.models.get(step.target)
+            if model is not None:
+                model.read(step.actor)
             return repr(data) + (" (the peer has closed)" if not data else "")
 
         return Blocked(step, sock, selectors.EVENT_READ, finish)
 
+    def _shutdown(self, step: Step):
+        self.sockets[step.target].shutdown(socket.SHUT_WR)
+        model = self.models.get(step.target)
+        transitions = _model_apply(lambda: model.shutdown(step.actor)) if model else []
+        return "this side will send no more", transitions
+
     def _close(self, step: Step):
         self.sockets[step.target].close()
         if step.target == "server":
-            return "the listener is closed", _model_apply(
-                lambda: _listening_model().close("server")
-            )
+            transitions = _model_apply(lambda: _listening_model().close("server"))
+            for model in dict.fromkeys(m for m in self.models.values() if m is not None):
+                transitions += _model_apply(model.close_listener)
+            return "the listener is closed", transitions
         model = self.models.get(step.target)
         transitions = _model_apply(lambda: model.close(step.actor)) if model else []
         return "closed", transitions

@@ -39,6 +39,7 @@ from ..model.states import TcpState
 from ..net.background import Background
 from ..record.events import LaneState, Recording
 from ..record.recorder import Recorder
+from ..timeouts import poll_until
 from .calls import Blocked, Outcome, ScenarioSockets
 from .scenarios import Scenario, Step, scenario_named
 
@@ -50,8 +51,13 @@ if TYPE_CHECKING:
 STEP_BLOCK_TIMEOUT = 180.0
 #: How long a step waits in the caller's thread before it hands the wait to a worker.
 STEP_GRACE = 0.02
-#: How long a snapshot waits for the capture thread to read a step's first packet.
-PACKET_GRACE = 0.005
+#: How long a snapshot waits for the capture thread to read as many segments as the model
+#: says the step sent (they are already queued on its socket; only a busy machine delays
+#: the thread, and the wait ends as soon as they are read).
+PACKET_GRACE = 0.5
+#: How long a step waits for the kernel to reach the states its explanation claims: Linux
+#: holds the ACK of a FIN back for at most TCP_DELACK_MAX (200 ms), so this bounds it.
+STEP_SETTLE_TIMEOUT = 0.5
 
 
 @dataclasses.dataclass(frozen=True)
@@ -69,6 +75,10 @@ class Snapshot:
     finished: bool
     #: The segments captured on the wire since the step began (live capture only, else ()).
     packets: tuple[Segment, ...] = ()
+    #: (lane, state) the explanation claims once the kernel has settled; () while blocked.
+    claims: tuple[tuple[str, TcpState], ...] = ()
+    #: How many segments the explanation says the step put on the wire.
+    sent: int = 0
 
     def state_of(self, lane: str) -> TcpState | None:
         """The kernel state of one lane ('listener', 'client', 'server 1', ...)."""
@@ -78,8 +88,7 @@ class Snapshot:
         lines = [f"after {self.step or 'nothing yet'}: {self.result}"]
         for view in self.sockets:
             state = view.state.linux_name if view.state else "-"
-            note = view.note if view.accepted or view.gone else "in the kernel, not accepted yet"
-            lines.append(f"  {view.lane:<10} {state:<12} {note}".rstrip())
+            lines.append(f"  {view.lane:<10} {state:<12} {view.status}".rstrip())
         return "\n".join(lines + [self.explanation])
 
 
@@ -237,10 +246,10 @@ class Stepper:
     def _possible(run: _Generation, step: Step) -> bool:
         if step.target in run.pending or (step.call == "accept" and "server" in run.pending):
             return False
-        if step.call in ("listen", "connect"):
+        if step.call == "connect":
             return True
         if step.call == "accept":
-            return run.calls.listening
+            return run.calls.listener_open
         return run.calls.is_open(step.target)
 
     # -- taking a step ----------------------------------------------------------------------
@@ -266,6 +275,7 @@ class Stepper:
                 run.packets_from = len(run.sniffer.segments)
             made = run.calls.perform(step)
             run.last = self._wait_or_hand_over(run, made) if isinstance(made, Blocked) else made
+            _settle(run)
             return self._snapshot(run)
 
     @staticmethod
@@ -311,6 +321,7 @@ class Stepper:
                 run.last = run.calls.abandon(blocked, f"gave up after {STEP_BLOCK_TIMEOUT:g} s")
             else:
                 run.last = run.calls.complete(blocked)
+                _settle(run)
             changed = None if self.on_change is None or self._closed else self._snapshot(run)
         if changed is not None:
             self.on_change(changed)
@@ -360,6 +371,8 @@ class Stepper:
             next_steps=tuple(step.label for step in self._available(run)),
             finished=len(run.taken) == len(run.scenario.steps) and not run.pending,
             packets=self._step_packets(run),
+            claims=last.claims,
+            sent=last.sent,
         )
 
     @staticmethod
@@ -372,3 +385,24 @@ class Stepper:
         expected = run.packets_from + run.last.sent
         run.sniffer.wait_for(lambda segments: len(segments) >= expected, PACKET_GRACE)
         return tuple(run.sniffer.segments[run.packets_from :])
+
+
+def _settle(run: _Generation) -> bool:
+    """Wait (bounded) until the kernel shows every lane in the state the step's explanation
+    claims, so the table and the explanation describe the same moment (a delayed ACK takes
+    a few milliseconds). False when it did not: the table then shows what the kernel shows."""
+    claims = dict(run.last.claims)
+    if not claims:
+        return True
+
+    def agreed() -> bool:
+        seen = {view.lane: view for view in run.recorder.lane_states()}
+        return all(lane in seen and _shows(seen[lane], state) for lane, state in claims.items())
+
+    return poll_until(agreed, timeout=STEP_SETTLE_TIMEOUT)
+
+
+def _shows(view: LaneState, state: TcpState) -> bool:
+    if state is TcpState.CLOSED:
+        return view.gone or view.state in (None, TcpState.CLOSED)
+    return view.state is state

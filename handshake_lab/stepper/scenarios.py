@@ -17,7 +17,7 @@ class Step:
     """One socket call: `label` is what the learner reads, e.g. ``client.connect()``."""
 
     label: str
-    call: str  # listen, connect, accept, send, recv, close
+    call: str  # listen, connect, accept, send, recv, shutdown, close
     target: str  # the socket it acts on: 'server', 'client', 'client2', 'conn', 'conn2'
     data: bytes = b""
 
@@ -111,7 +111,8 @@ SCENARIOS: dict[str, Scenario] = {
         Scenario(
             "client-closes-first",
             "The client closes first",
-            "the client ends in FIN-WAIT-2 then TIME-WAIT; the server in CLOSE-WAIT then LAST-ACK.",
+            "the client passes through FIN-WAIT-1 (until the server's delayed ACK) to FIN-WAIT-2 "
+            "and then TIME-WAIT; the server goes through CLOSE-WAIT and LAST-ACK.",
             _steps(
                 *_OPEN,
                 ("client.close()", "close", "client"),
@@ -130,6 +131,48 @@ SCENARIOS: dict[str, Scenario] = {
                 ("client.recv()", "recv", "client"),
                 ("client.close()", "close", "client"),
                 ("server.close()", "close", "server"),
+            ),
+        ),
+        Scenario(
+            "half-close",
+            "shutdown(SHUT_WR): the half-close",
+            "the client sends its FIN with shutdown() but keeps receiving, so the server can "
+            "still answer after reading b''.",
+            _steps(
+                *_OPEN,
+                ("client.shutdown(SHUT_WR)", "shutdown", "client"),
+                ("conn.recv()", "recv", "conn"),
+                (f"conn.send(b'{_HELLO}')", "send", "conn", GREETING),
+                ("client.recv()", "recv", "client"),
+                ("conn.close()", "close", "conn"),
+                ("client.close()", "close", "client"),
+                ("server.close()", "close", "server"),
+            ),
+        ),
+        Scenario(
+            "unread-data",
+            "close() with unread data",
+            "the server closes without reading what the client sent, so its kernel sends RST "
+            "instead of a FIN and the client's next recv() fails.",
+            _steps(
+                *_OPEN,
+                (f"client.send(b'{_HELLO}')", "send", "client", GREETING),
+                ("conn.close()", "close", "conn"),
+                ("client.recv()", "recv", "client"),
+                ("client.close()", "close", "client"),
+                ("server.close()", "close", "server"),
+            ),
+        ),
+        Scenario(
+            "listener-closes",
+            "The listener closes before accept()",
+            "the finished connection waiting in the accept queue is reset with the listener.",
+            _steps(
+                ("server.listen()", "listen", "server"),
+                ("client.connect()", "connect", "client"),
+                ("server.close()", "close", "server"),
+                ("client.recv()", "recv", "client"),
+                ("client.close()", "close", "client"),
             ),
         ),
     )
