@@ -12,7 +12,7 @@ import platform
 import socket
 import sys
 
-from .kernel.sysctls import describe_syn_retries, kernel_settings
+from .kernel.sysctls import kernel_settings, syn_retry_schedule
 
 
 @dataclasses.dataclass(frozen=True)
@@ -109,13 +109,19 @@ def _defer_accept(syncookies: int | None) -> Capability:
     )
 
 
-def _syn_retries(settings) -> Capability:
-    return Capability(
-        "SYN retries",
-        settings.syn_retries is not None,
-        describe_syn_retries(settings),
-        "the retry notebook cell is skipped with a sentence saying why",
-    )
+def _syn_retries() -> Capability:
+    # The host's schedule from the kernel's own rule (model/syn_retries.py): every
+    # retransmission time and when connect() gives up, not just the sysctl's number.
+    try:
+        schedule = syn_retry_schedule()
+    except (NotImplementedError, OSError) as error:
+        return Capability(
+            "SYN retries",
+            False,
+            str(error),
+            "the retry notebook cell is skipped with a sentence saying why",
+        )
+    return Capability("SYN retries", True, schedule.describe())
 
 
 def _ipv6_loopback() -> Capability:
@@ -172,7 +178,7 @@ def doctor() -> list[Capability]:
         )
     ]
     report += [_proc_net_tcp(), _tcp_info(), _sock_diag()] if is_linux else [_tcp_info()]
-    report += [_defer_accept(settings.syncookies), _syn_retries(settings), _ipv6_loopback()]
+    report += [_defer_accept(settings.syncookies), _syn_retries(), _ipv6_loopback()]
     if is_linux:
         report.append(_packet_capture())
     return report

@@ -13,7 +13,6 @@ from handshake_lab.kernel.sysctls import (
     KernelSettings,
     describe_syn_retries,
     kernel_settings,
-    syn_retry_gaps,
 )
 
 pytestmark = pytest.mark.kernel
@@ -103,15 +102,3 @@ def test_missing_kernel_settings_are_said_plainly():
     missing = kernel_settings("/nonexistent")
     assert missing == KernelSettings(None, None, None, None, None, None, None)
     assert "does not publish" in describe_syn_retries(missing)
-
-
-@pytest.mark.parametrize(
-    "linear, expected",
-    [
-        (4, [1, 1, 1, 1, 1, 2]),
-        (None, [1, 2, 4, 8, 16, 32]),
-        (0, [1, 2, 4, 8, 16, 32]),
-    ],
-)
-def test_syn_retry_gaps(linear, expected):
-    assert syn_retry_gaps(linear, 6) == expected

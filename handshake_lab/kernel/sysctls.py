@@ -1,14 +1,19 @@
 """The host's TCP settings that change what the course shows, read from /proc/sys.
 
 The numbers differ between kernels and machines (the SYN retry schedule changed in Linux
-6.x with tcp_syn_linear_timeouts), so the course reads them and never hard-codes them.
-`describe_syn_retries` is pure: settings in, a sentence out.
+6.5 with tcp_syn_linear_timeouts), so the course reads them and never hard-codes them.
+The SYN retry rule itself lives in model/syn_retries.py (pure); `syn_retry_schedule` feeds it
+this host's settings, and `syn_retry_gaps` and `describe_syn_retries` are views of it.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import os
+import sys
+
+from ..model.syn_retries import MAX_TCP_SYNCNT, SynRetrySchedule, schedule_syn_retries
 
 _SYSCTL_ROOT = "/proc/sys/net"
 
@@ -59,39 +64,47 @@ def kernel_settings(sysctl_root: str = _SYSCTL_ROOT) -> KernelSettings:
     return KernelSettings(**values)
 
 
-def syn_retry_gaps(linear_timeouts: int | None, count: int, initial_rto: float = 1.0):
-    """The expected gaps in seconds between a dropped SYN's first `count` transmissions.
+def syn_retry_schedule(
+    syncnt: int | None = None, sysctl_root: str = _SYSCTL_ROOT
+) -> SynRetrySchedule:
+    """When this host sends an unanswered SYN again and when connect() gives up (ETIMEDOUT).
 
-    The first `linear_timeouts` retries wait initial_rto each (Linux 6.x); after that the
-    wait doubles each time (classic exponential backoff, RFC 6298). Older kernels have no
-    linear phase. The course measures the real gaps and compares them with these.
+    `syncnt` is a socket's TCP_SYNCNT (1 to 127); None means the host's tcp_syn_retries.
+    tcp_syn_linear_timeouts is read too (None on kernels before 6.5, which is the same as 0).
+    The rule is the kernel's, from net/ipv4/tcp_timer.c: see handshake_lab.model.syn_retries.
     """
-    gaps = []
-    wait = initial_rto
-    for retry in range(count):
-        if linear_timeouts is not None and retry < linear_timeouts:
-            gaps.append(initial_rto)
-            continue
-        gaps.append(wait)
-        wait *= 2
-    return gaps
+    if not sys.platform.startswith("linux"):
+        raise NotImplementedError(
+            f"the SYN retry schedule is Linux's, read from /proc/sys; {sys.platform} has "
+            "its own rule and publishes no such settings"
+        )
+    settings = kernel_settings(sysctl_root)
+    if syncnt is None:
+        if settings.syn_retries is None:
+            raise FileNotFoundError(
+                f"cannot read {_NAMES['syn_retries']} under {sysctl_root}: pass syncnt "
+                "(the TCP_SYNCNT you set) to get the schedule anyway"
+            )
+        return schedule_syn_retries(settings.syn_retries, settings.syn_linear_timeouts)
+    return schedule_syn_retries(syncnt, settings.syn_linear_timeouts, retries_from="TCP_SYNCNT")
+
+
+def syn_retry_gaps(linear_timeouts: int | None, count: int, initial_rto: float = 1.0):
+    """The gaps in seconds between a dropped SYN's first `count` + 1 transmissions.
+
+    A view of the one rule in model/syn_retries.py: the waits do not depend on how many
+    retries are allowed, only on tcp_syn_linear_timeouts, so the schedule is run with the
+    largest allowed retry count and its first `count` gaps are returned.
+    """
+    if isinstance(count, bool) or not isinstance(count, int) or not 0 <= count <= MAX_TCP_SYNCNT:
+        raise ValueError(f"count must be a whole number from 0 to {MAX_TCP_SYNCNT}, got {count!r}")
+    schedule = schedule_syn_retries(MAX_TCP_SYNCNT, linear_timeouts, initial_rto)
+    times = (0.0, *schedule.retransmissions)[: count + 1]
+    return [later - earlier for earlier, later in itertools.pairwise(times)]
 
 
 def describe_syn_retries(settings: KernelSettings) -> str:
-    """One sentence on how this kernel retries an unanswered SYN."""
+    """One sentence on how this kernel retries an unanswered SYN (its `syn_retry_schedule`)."""
     if settings.syn_retries is None:
         return "this system does not publish its SYN retry settings"
-    linear = settings.syn_linear_timeouts
-    gaps = syn_retry_gaps(linear, 6)
-    schedule = ", ".join(f"{sum(gaps[: i + 1]):g}" for i in range(len(gaps)))
-    phase = (
-        f"the first {linear} retries 1 s apart, then doubling"
-        if linear
-        else "each wait double the last"
-    )
-    return (
-        f"tcp_syn_retries={settings.syn_retries}"
-        + (f", tcp_syn_linear_timeouts={linear}" if linear is not None else "")
-        + f": an unanswered SYN is sent again about {schedule} s after the first, "
-        f"{phase}"
-    )
+    return schedule_syn_retries(settings.syn_retries, settings.syn_linear_timeouts).describe()
