@@ -14,16 +14,13 @@ the namespace and in the outcome they state.
 from __future__ import annotations
 
 import dataclasses
-import json
 import os
 import socket
-import subprocess
 import sys
 from collections.abc import Iterable
-from pathlib import Path
 from typing import NamedTuple
 
-from ..timeouts import CAPTURE_TIMEOUT
+from .child_process import run_json_child
 from .evidence import Capture, Tier
 from .experiment import run_experiment
 from .shipped import load_shipped_capture
@@ -95,35 +92,14 @@ def _run_namespace_child(arguments: list[str]) -> _ChildReport:
     """Run ``namespace_child`` in a fresh process and read its one-line JSON report."""
     if sys.platform != "linux":
         return _ChildReport(False, "platform", f"{sys.platform} has no namespaces")
-    environment = dict(os.environ)
-    package_parent = str(Path(__file__).resolve().parent.parent.parent)
-    environment["PYTHONPATH"] = os.pathsep.join(
-        filter(None, [package_parent, environment.get("PYTHONPATH")])
-    )
-    command = [sys.executable, "-m", "handshake_lab.capture.namespace_child", *arguments]
+    report = run_json_child("handshake_lab.capture.namespace_child", *arguments)
+    if not report["ok"]:
+        return _ChildReport(False, report.get("stage", "experiment"), report.get("error", ""))
     try:
-        completed = subprocess.run(
-            command,
-            capture_output=True,
-            text=True,
-            timeout=CAPTURE_TIMEOUT,
-            env=environment,
-            check=False,
-        )
-    except subprocess.TimeoutExpired:
-        return _ChildReport(False, "experiment", f"no answer in {CAPTURE_TIMEOUT} s")
-    except OSError as error:  # e.g. this Python cannot be started again by this user
-        return _ChildReport(False, "experiment", f"cannot start {command[0]}: {error}")
-    lines = completed.stdout.strip().splitlines()
-    try:
-        report = json.loads(lines[-1])
-        if not report["ok"]:
-            return _ChildReport(False, report["stage"], report["error"])
         text = report.get("capture")
         return _ChildReport(True, capture=None if text is None else Capture.from_json(text))
-    except (IndexError, KeyError, TypeError, ValueError):
-        last_error = (completed.stderr.strip().splitlines() or ["no output"])[-1]
-        return _ChildReport(False, "experiment", last_error)
+    except (KeyError, TypeError, ValueError) as error:
+        return _ChildReport(False, "experiment", f"an unreadable capture ({error})")
 
 
 def _namespace_unavailable(report: _ChildReport) -> str:
