@@ -4,7 +4,8 @@ This is what `ss` uses, and it needs no privileges. An exact lookup by the four-
 hash-table lookup in the kernel, so its cost does not grow with the other sockets on the
 machine (a load test can leave tens of thousands of TIME_WAIT rows in /proc/net/tcp). It
 also finds connections no process holds a descriptor for: one not yet accepted (in the
-accept queue, or a half-open SYN_RECV request) and one already closed (FIN_WAIT2, TIME_WAIT).
+accept queue, or a SYN_RECV request socket still half way through the handshake) and one
+already closed (FIN_WAIT2, TIME_WAIT).
 
 Linux only; `SockDiag.available()` says whether this kernel lets us use it.
 """
