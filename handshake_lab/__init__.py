@@ -36,7 +36,12 @@ _EXPORTS = {
     "kernel_settings": "kernel.sysctls",
     "describe_syn_retries": "kernel.sysctls",
     "syn_retry_gaps": "kernel.sysctls",
+    "syn_retry_schedule": "kernel.sysctls",
     "listen_counters": "kernel.drop_counters",
+    "listener_queue_view": "kernel.listener_view",
+    "saved_syn": "kernel.saved_syn",
+    "isn_clock": "net.syn_experiments",
+    "time_wait_reuse": "net.syn_experiments",
     # net: loopback sockets and servers
     "LoopbackServer": "net.server",
     "connect": "net.clients",
@@ -50,6 +55,8 @@ _EXPORTS = {
     "echo_on_ready": "net.echo_servers",
     "measure_connections_per_second": "net.load_test",
     "time_wait_rows": "net.load_test",
+    "measure_fin_wait_1": "net.fin_wait_1",
+    "close_behind_full_windows": "net.fin_behind_full_window",
     # record: the timeline
     "Recorder": "record.recorder",
     "Recording": "record.events",
@@ -57,8 +64,11 @@ _EXPORTS = {
     # capture: real packets, in tiers
     "capture_handshake": "capture.tiers",
     "load_shipped_capture": "capture.shipped",
+    "listen_queue_experiments": "capture.listen_queue_evidence",
+    "refuse_connection": "capture.refusal",
     "state_at": "capture.evidence",
     "Tier": "capture.evidence",
+    "simultaneous_close": "capture.simultaneous_close",
     # stepper: one real socket call per step
     "Stepper": "stepper.engine",
     "SCENARIOS": "stepper.scenarios",

@@ -378,4 +378,3 @@ def test_in_free_order_every_explanation_claims_what_the_kernel_shows(scenario):
                         [p.flags for p in snapshot.packets],
                         snapshot.explanation,
                     )
-

@@ -99,9 +99,7 @@ _FIN_ENDS_HANDSHAKE = (
     "acknowledges the FIN"
 )
 _STOP_LISTENING = "stops listening; later SYNs are answered by RST"
-_QUEUED_RESET = (
-    "resets the connection with RST because its listener closed before accept() took it"
-)
+_QUEUED_RESET = "resets the connection with RST because its listener closed before accept() took it"
 
 #: RFC 9293's state machine for handshake, data and close: (state, event) -> Rule.
 TRANSITIONS: Mapping[tuple[TcpState, TcpEvent], Rule] = {
