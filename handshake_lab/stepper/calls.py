@@ -38,8 +38,8 @@ class Outcome:
     step: str | None
     result: str
     explanation: str
-    #: How many segments the TCP model says the step put on the wire.
-    sent: int = 0
+    #: The flags of each segment the TCP model says the step put on the wire, in order.
+    sent: tuple[str, ...] = ()
     #: The state the explanation claims for each lane once the kernel has settled.
     claims: tuple[tuple[str, TcpState], ...] = ()
 
@@ -296,8 +296,8 @@ def _outcome(step: Step, result: str, transitions) -> Outcome:
     return Outcome(step.label, result, explanation, _sent(transitions))
 
 
-def _sent(transitions) -> int:
-    return sum(transition.sent is not None for transition in transitions)
+def _sent(transitions) -> tuple[str, ...]:
+    return tuple(t.sent.flags for t in transitions if t.sent is not None)
 
 
 def _model_apply(event: Callable[[], list]) -> list:

@@ -77,8 +77,8 @@ class Snapshot:
     packets: tuple[Segment, ...] = ()
     #: (lane, state) the explanation claims once the kernel has settled; () while blocked.
     claims: tuple[tuple[str, TcpState], ...] = ()
-    #: How many segments the explanation says the step put on the wire.
-    sent: int = 0
+    #: The flags of each segment the explanation says the step put on the wire, in order.
+    sent: tuple[str, ...] = ()
 
     def state_of(self, lane: str) -> TcpState | None:
         """The kernel state of one lane ('listener', 'client', 'server 1', ...)."""
@@ -382,7 +382,7 @@ class Stepper:
         TCP model says the step sent."""
         if run.sniffer is None:
             return ()
-        expected = run.packets_from + run.last.sent
+        expected = run.packets_from + len(run.last.sent)
         run.sniffer.wait_for(lambda segments: len(segments) >= expected, PACKET_GRACE)
         return tuple(run.sniffer.segments[run.packets_from :])
 
