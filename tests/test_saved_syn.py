@@ -20,7 +20,10 @@ from handshake_lab.net.syn_experiments import (
     time_wait_reuse,
 )
 
-pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="Linux only")
+pytestmark = [
+    pytest.mark.kernel,
+    pytest.mark.skipif(not sys.platform.startswith("linux"), reason="Linux only"),
+]
 
 
 @contextlib.contextmanager
