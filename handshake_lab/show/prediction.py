@@ -53,15 +53,15 @@ class Prediction:
         self._status.value = "<b>Committed.</b> Now run the experiment below."
 
     def reveal(self, observed: str, correct: int) -> str:
-        """What the learner predicted next to what the kernel showed; returned and shown."""
+        """What the learner predicted next to what was measured; returned and shown."""
         truth = self.choices[correct]
         if self.committed is None:
             verdict = "You did not commit a prediction."
         elif self.committed == correct:
-            verdict = "Your prediction matches the kernel."
+            verdict = "Your prediction matches what was measured."
         else:
-            verdict = f"You predicted: {self.choices[self.committed]!r}. The kernel disagrees."
-        text = f"{verdict}\nThe kernel says: {observed}\nSo the answer is: {truth}"
+            verdict = f"You predicted: {self.choices[self.committed]!r}. The measurement disagrees."
+        text = f"{verdict}\nMeasured: {observed}\nSo the answer is: {truth}"
         self._status.value = f"<b>{'✔' if self.committed == correct else '→'}</b> {truth}"
         return text
 

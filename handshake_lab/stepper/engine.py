@@ -87,8 +87,9 @@ class Snapshot:
     def as_text(self) -> str:
         lines = [f"after {self.step or 'nothing yet'}: {self.result}"]
         for view in self.sockets:
-            state = view.state.linux_name if view.state else "-"
-            lines.append(f"  {view.lane:<10} {state:<12} {view.status}".rstrip())
+            # The RFC's name, with Linux's beside it where they differ, as the widget shows.
+            state = view.state.display_name if view.state else "not in the kernel"
+            lines.append(f"  {view.lane:<10} {state:<26} {view.status}".rstrip())
         return "\n".join(lines + [self.explanation])
 
 
