@@ -33,7 +33,9 @@ CAPTURE_TIMEOUT = 20.0
 #: Upper bound on waiting for a real kernel timer (a SYN retransmission, first retry ~1 s).
 KERNEL_TIMER_TIMEOUT = 8.0
 
-#: How often poll_until asks again by default: a FIN and its ACK cross loopback in microseconds.
+#: How often poll_until asks again by default: finer than the shortest kernel timer the lab
+#: waits for (the delayed ACK of a FIN, a clock tick or more; a segment itself crosses loopback
+#: within its send call).
 POLL_INTERVAL = 0.001
 
 
