@@ -374,3 +374,21 @@ def test_in_free_order_every_explanation_claims_what_the_kernel_shows(scenario):
                 if not stepper.packets_note:
                     on_wire = tuple(segment.flags for segment in snapshot.packets)
                     assert on_wire == snapshot.sent, (order, label, snapshot.explanation)
+
+
+def test_each_step_counts_the_segments_each_held_socket_sent_and_received():
+    """TCP_INFO's counters, on every Linux machine: no capture needed."""
+    with Stepper("basic", capture_packets=False) as stepper:
+        stepper.step()  # server.listen()
+        connected = stepper.step()  # client.connect()
+        client = connected.segments_of("client")
+        assert (client.sent, client.received) == (2, 1), connected.as_text()  # SYN, ACK; SYN+ACK
+        accepted = stepper.step()  # server.accept(): its counts began before the step
+        assert accepted.segments_of("server 1") is None, accepted.segments
+        assert (accepted.segments_of("client").sent, accepted.segments_of("client").received) == (
+            0,
+            0,
+        )
+        sent = stepper.step()  # client.send(b'hello')
+        assert sent.segments_of("client").data_sent == 1, sent.segments
+        assert sent.segments_of("server 1").data_received == 1, sent.segments

@@ -437,3 +437,36 @@ def test_shutdown_then_close_sends_nothing_more_and_so_linger_cannot_end_time_wa
     assert connection.client.state is S.TIME_WAIT
     assert connection.close("client")[0].sent is None
     assert connection.abort("client")[0].to_state is S.TIME_WAIT
+
+
+@pytest.mark.parametrize("lost", ["SYN", "SYN+ACK", "ACK"])
+def test_a_lost_handshake_segment_and_the_timer_that_resends(lost):
+    connection = Connection(100, 200)
+    connection.listen()
+    connection.lose_next(lost)
+    connection.connect()
+    assert [step.segment.flags for step in connection.ladder if step.lost] == [lost]
+    if lost == "SYN":
+        assert (connection.client.state, connection.server.state) == (S.SYN_SENT, S.LISTEN)
+        connection.timeout("client")  # the client's SYN timer resends the SYN
+    elif lost == "SYN+ACK":
+        assert (connection.client.state, connection.server.state) == (S.SYN_SENT, S.SYN_RECEIVED)
+        connection.timeout("server")  # the request socket's timer resends the SYN+ACK
+    else:
+        assert (connection.client.state, connection.server.state) == (
+            S.ESTABLISHED,
+            S.SYN_RECEIVED,
+        )
+        transitions = connection.timeout("server")  # SYN+ACK again; the client ACKs again
+        assert [t.sent.flags for t in transitions if t.sent] == ["SYN+ACK", "ACK"]
+    assert (connection.client.state, connection.server.state) == (S.ESTABLISHED, S.ESTABLISHED)
+
+
+def test_a_repeated_syn_gets_the_syn_ack_again():
+    connection = Connection(100, 200)
+    connection.listen()
+    connection.lose_next("SYN+ACK")
+    connection.connect()
+    transitions = connection.timeout("client")  # the client's SYN timer fires first
+    assert [t.sent.flags for t in transitions if t.sent] == ["SYN", "SYN+ACK", "ACK"]
+    assert (connection.client.state, connection.server.state) == (S.ESTABLISHED, S.ESTABLISHED)

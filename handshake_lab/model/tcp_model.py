@@ -260,11 +260,12 @@ class Endpoint:
 
 
 class LadderStep(NamedTuple):
-    """A segment and each end's state once it has arrived."""
+    """A segment and each end's state once it has arrived (or was lost: ``lost``)."""
 
     segment: Segment
     client_state: TcpState
     server_state: TcpState
+    lost: bool = False
 
 
 class Connection:
@@ -317,6 +318,7 @@ class Connection:
             "server": tuple(listener),
         }
         self.drop_next_syn = drop_next_syn
+        self.losing: list[str] = []  # flags of segments the network will lose, once each
         self.accepted = False
         self.in_flight: deque[Segment] = deque()
         self.wire: list[Segment] = []
@@ -360,6 +362,13 @@ class Connection:
     def timeout(self, end: str) -> list[Transition]:
         return self.apply(end, TcpEvent.TIMEOUT)
 
+    def lose_next(self, flags: str) -> None:
+        """The network loses the next segment with these flags (e.g. "SYN+ACK"), once.
+
+        A lost segment reaches nobody; the ends' retransmission timers (``timeout``) resend.
+        """
+        self.losing.append(flags)
+
     def read(self, end: str) -> int:
         """recv() on that end takes every byte received so far; nothing goes on the wire."""
         return self.end(end).read()
@@ -390,6 +399,11 @@ class Connection:
         transitions = []
         while self.in_flight:
             segment = self.in_flight.popleft()
+            if segment.flags in self.losing:
+                self.losing.remove(segment.flags)
+                state = (self.client.state, self.server.state)
+                self.ladder.append(LadderStep(segment, *state, lost=True))
+                continue
             receiver = self.server if segment.dst == self.server.address else self.client
             overlays = self.overlays[receiver.name]
             if receiver is self.server and self.drop_next_syn and segment.flags == "SYN":

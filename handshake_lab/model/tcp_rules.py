@@ -155,6 +155,10 @@ TRANSITIONS: Mapping[tuple[TcpState, TcpEvent], Rule] = {
     (S.SYN_RECEIVED, E.RST): Rule(
         S.LISTEN, None, "drops the half-finished connection; the listener goes on listening"
     ),
+    # Linux (tcp_check_req): a repeated SYN from the same client gets the SYN+ACK again.
+    (S.SYN_RECEIVED, E.SYN): Rule(
+        S.SYN_RECEIVED, "SYN+ACK", "answers the repeated SYN by sending its SYN+ACK again"
+    ),
     (S.SYN_RECEIVED, E.TIMEOUT): Rule(
         S.SYN_RECEIVED, "SYN+ACK", "sends the SYN+ACK again when its retry timer fires"
     ),
@@ -169,6 +173,11 @@ TRANSITIONS: Mapping[tuple[TcpState, TcpEvent], Rule] = {
     # Linux (inet_csk_listen_stop): closing a listener resets what its accept queue holds.
     (S.ESTABLISHED, E.LISTENER_CLOSE): Rule(S.CLOSED, "RST+ACK", _QUEUED_RESET),
     (S.CLOSE_WAIT, E.LISTENER_CLOSE): Rule(S.CLOSED, "RST+ACK", _QUEUED_RESET),
+    (S.ESTABLISHED, E.SYN_ACK): Rule(
+        S.ESTABLISHED,
+        "ACK",
+        "answers the repeated SYN+ACK with an ACK: the peer has not seen its first one",
+    ),
     (S.ESTABLISHED, E.SEND): Rule(S.ESTABLISHED, "PSH+ACK", "sends the data"),
     (S.ESTABLISHED, E.DATA): Rule(
         S.ESTABLISHED, "ACK", "acknowledges the data and keeps it for recv()"

@@ -18,6 +18,7 @@ import dataclasses
 import json
 from collections.abc import Iterable
 
+from ..kernel.segment_counts import SegmentCounts
 from ..kernel.tcp_info import AcceptQueue
 from ..model.states import TcpState
 
@@ -116,6 +117,8 @@ class LaneState(_KernelFields):
     accepted: bool = True
     queue: AcceptQueue | None = None
     gone: bool = False
+    #: The segments its socket has sent and received so far (TCP_INFO), where it is held open.
+    segments: SegmentCounts | None = None
 
     @property
     def status(self) -> str:

@@ -28,6 +28,7 @@ import threading
 import time
 
 from ..kernel.lookup import ConnectionLookup
+from ..kernel.segment_counts import SegmentCounts, read_counts
 from ..kernel.tcp_info import AcceptQueue
 from ..model.states import TcpState
 from ..net.background import Background
@@ -312,10 +313,26 @@ class Recorder:
 
     # -- a snapshot for the stepper ------------------------------------------------
     def lane_states(self) -> list[LaneState]:
-        """Every lane's last seen state, after sampling once now."""
+        """Every lane's last seen state, after sampling once now, with the segment counters of
+        each socket still held open (read here, on demand, not by the 1 ms sampler)."""
         self.sample()
         with self._lock:
             return [
-                LaneState(lane.name, lane.state, lane.accepted, lane.queue, lane.gone)
+                LaneState(
+                    lane.name,
+                    lane.state,
+                    lane.accepted,
+                    lane.queue,
+                    lane.gone,
+                    _counts_of(lane.sock) if lane.role != "listener" else None,
+                )
                 for lane in self._lanes
             ]
+
+
+def _counts_of(sock: socket.socket | None) -> SegmentCounts | None:
+    """An open socket's segment counters, or None (closed, not held, or not Linux)."""
+    if sock is None or sock.fileno() < 0:
+        return None
+    return read_counts(sock)
+

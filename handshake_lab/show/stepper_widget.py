@@ -25,8 +25,10 @@ from .timeline_plot import timeline_png
 def socket_table_html(snapshot: Snapshot) -> str:
     """The kernel's view of the lab's sockets as an HTML table (pure: snapshot in, text out)."""
     rows = []
+    counted = dict(snapshot.segments)
     for view in snapshot.sockets:
         state = view.state.linux_name if view.state else "none"
+        during = str(counted[view.lane]) if view.lane in counted else ""
         if view.state is None:
             shown = "<i>not in the kernel</i>"
         else:
@@ -35,7 +37,7 @@ def socket_table_html(snapshot: Snapshot) -> str:
             f'<tr data-lane="{html.escape(view.lane)}" data-state="{state}" '
             f'data-accepted="{"yes" if view.accepted else "no"}">'
             f"<td><b>{html.escape(view.lane)}</b></td><td>{shown}</td>"
-            f"<td>{html.escape(view.status)}</td></tr>"
+            f"<td>{html.escape(during)}</td><td>{html.escape(view.status)}</td></tr>"
         )
     queue = snapshot.accept_queue
     caption = (
@@ -45,7 +47,8 @@ def socket_table_html(snapshot: Snapshot) -> str:
     )
     return (
         "<table><caption style='text-align:left'>" + caption + "</caption>"
-        "<tr><th>socket</th><th>kernel state</th><th>note</th></tr>" + "".join(rows) + "</table>"
+        "<tr><th>socket</th><th>kernel state</th><th>segments this step (TCP_INFO)</th>"
+        "<th>note</th></tr>" + "".join(rows) + "</table>"
     )
 
 

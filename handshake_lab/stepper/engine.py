@@ -32,6 +32,7 @@ import threading
 from collections.abc import Callable
 from typing import TYPE_CHECKING, NamedTuple
 
+from ..kernel.segment_counts import SegmentCounts
 from ..kernel.tcp_info import AcceptQueue
 from ..model.addresses import Address
 from ..model.packets import Segment
@@ -79,6 +80,13 @@ class Snapshot:
     claims: tuple[tuple[str, TcpState], ...] = ()
     #: The flags of each segment the explanation says the step put on the wire, in order.
     sent: tuple[str, ...] = ()
+    #: (lane, segments its socket sent and received since the step began), from TCP_INFO, for
+    #: each socket held open; on every Linux machine, root or not.
+    segments: tuple[tuple[str, SegmentCounts], ...] = ()
+
+    def segments_of(self, lane: str) -> SegmentCounts | None:
+        """What one lane's socket sent and received during the step (None: not counted)."""
+        return dict(self.segments).get(lane)
 
     def state_of(self, lane: str) -> TcpState | None:
         """The kernel state of one lane ('listener', 'client', 'server 1', ...)."""
@@ -86,10 +94,12 @@ class Snapshot:
 
     def as_text(self) -> str:
         lines = [f"after {self.step or 'nothing yet'}: {self.result}"]
+        counted = dict(self.segments)
         for view in self.sockets:
             # The RFC's name, with Linux's beside it where they differ, as the widget shows.
             state = view.state.display_name if view.state else "not in the kernel"
-            lines.append(f"  {view.lane:<10} {state:<26} {view.status}".rstrip())
+            during = f"[{counted[view.lane]}]" if view.lane in counted else ""
+            lines.append(f"  {view.lane:<10} {state:<26} {during:<22} {view.status}".rstrip())
         return "\n".join(lines + [self.explanation])
 
 
@@ -115,6 +125,8 @@ class _Generation:
     pending: dict[str, _Waiting] = dataclasses.field(default_factory=dict)
     taken: list[str] = dataclasses.field(default_factory=list)
     packets_from: int = 0  # how many segments the sniffer held when the last step began
+    # Each lane's segment counters when the last step began (None: not held open then).
+    counts_before: dict[str, SegmentCounts | None] = dataclasses.field(default_factory=dict)
 
 
 class Stepper:
@@ -274,6 +286,7 @@ class Stepper:
             run.taken.append(step.label)
             if run.sniffer is not None:
                 run.packets_from = len(run.sniffer.segments)
+            run.counts_before = {view.lane: view.segments for view in run.recorder.lane_states()}
             made = run.calls.perform(step)
             run.last = self._wait_or_hand_over(run, made) if isinstance(made, Blocked) else made
             _settle(run)
@@ -361,12 +374,13 @@ class Stepper:
 
     def _snapshot(self, run: _Generation) -> Snapshot:
         last = run.last
+        sockets = tuple(run.recorder.lane_states())
         return Snapshot(
             scenario=run.scenario.key,
             step=last.step,
             result=last.result,
             explanation=last.explanation,
-            sockets=tuple(run.recorder.lane_states()),
+            sockets=sockets,
             accept_queue=run.calls.accept_queue(),
             pending=tuple(waiting.blocked.step.label for waiting in run.pending.values()),
             next_steps=tuple(step.label for step in self._available(run)),
@@ -374,6 +388,7 @@ class Stepper:
             packets=self._step_packets(run),
             claims=last.claims,
             sent=last.sent,
+            segments=_segments_during(run.counts_before, sockets),
         )
 
     @staticmethod
@@ -407,3 +422,20 @@ def _shows(view: LaneState, state: TcpState) -> bool:
     if state is TcpState.CLOSED:
         return view.gone or view.state in (None, TcpState.CLOSED)
     return view.state is state
+
+
+def _segments_during(
+    before: dict[str, SegmentCounts | None], sockets: tuple[LaneState, ...]
+) -> tuple[tuple[str, SegmentCounts], ...]:
+    """Each held socket's segments since the step began. A lane that was not there then is a
+    socket the step made (a connect()), counted from zero; one that was there uncounted (a
+    connection accept() has just taken) is left out: its segments came before the step."""
+    during = []
+    for view in sockets:
+        if view.segments is None:
+            continue
+        if view.lane not in before:
+            during.append((view.lane, view.segments))
+        elif before[view.lane] is not None:
+            during.append((view.lane, view.segments.since(before[view.lane])))
+    return tuple(during)
