@@ -126,6 +126,7 @@ def test_forcing_the_shipped_tier_says_why(monkeypatch):
     capture = capture_handshake(tiers=["shipped"])
     assert capture.tier is Tier.SHIPPED
     assert "Live capture is off (the tiers= argument)" in capture.explanation
+    assert "the saved-SYN tier is off (the tiers= argument)" in capture.explanation
     monkeypatch.setenv(TIERS_ENVIRONMENT_VARIABLE, "shipped")
     capture = capture_handshake()
     assert capture.tier is Tier.SHIPPED
@@ -146,7 +147,7 @@ def test_best_tier_and_capture_handshake_give_the_same_reasons():
 def test_unknown_or_no_tier_is_refused():
     with pytest.raises(ValueError, match="unknown tier"):
         capture_handshake(tiers=["carrier-pigeon"])
-    with pytest.raises(ValueError, match="use some of: live, namespace, shipped"):
+    with pytest.raises(ValueError, match="use some of: live, namespace, saved-syn, shipped"):
         best_tier(tiers=["recording"])
     with pytest.raises(RuntimeError, match="shipped tier is off too: allow at least 'shipped'"):
         capture_handshake(tiers=[])

@@ -5,6 +5,9 @@ place that writes and reads a capture as text: the namespace child's report to i
 the JSON sidecar of the capture shipped with the lab both go through them. Segments travel as
 the hex of their frames (``encode_frame``, which ``decode_frame`` reads back to equal Segments);
 the shipped capture leaves them out, since its pcap file holds them.
+A capture of the SAVED_SYN tier holds one real segment, the client's SYN, and each end's
+segment counts after the handshake: ``every_segment`` is False, and nothing may draw the
+segments it lacks.
 """
 
 from __future__ import annotations
@@ -12,8 +15,9 @@ from __future__ import annotations
 import enum
 import json
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 
+from ..kernel.segment_counts import SegmentCounts
 from ..model.packets import DecodeError, Segment, decode_frame, encode_frame
 from ..model.states import TcpState
 
@@ -28,6 +32,7 @@ class Tier(enum.Enum):
 
     LIVE = "live"
     NAMESPACE = "namespace"
+    SAVED_SYN = "saved-syn"  # the client's SYN (TCP_SAVED_SYN) and counters (TCP_INFO) only
     SHIPPED = "shipped"
 
 
@@ -37,6 +42,8 @@ class Capture:
 
     ``states`` holds a StateSample whenever an end's state changed (slow motion only);
     ``recorded_on`` is (date, kernel release) for the capture shipped with the lab.
+    ``counts`` ('client' and 'server', the accepted socket) are each end's segment counts
+    after the handshake, kept in the SAVED_SYN tier, where ``segments`` is the SYN alone.
     """
 
     segments: list[Segment]
@@ -45,6 +52,12 @@ class Capture:
     states: list[StateSample] = field(default_factory=list)
     recorded_on: tuple[str, str] | None = None
     slow_motion: bool = False
+    counts: dict[str, SegmentCounts] = field(default_factory=dict)
+
+    @property
+    def every_segment(self) -> bool:
+        """Whether ``segments`` hold the whole conversation (not in the SAVED_SYN tier)."""
+        return self.tier is not Tier.SAVED_SYN
 
     def to_json(self, *, with_segments: bool = True, indent: int | None = None) -> str:
         """This capture as one JSON object; ``with_segments=False`` leaves the frames out."""
@@ -57,6 +70,8 @@ class Capture:
             "explanation": self.explanation,
             "states": [[time, side, state.name] for time, side, state in self.states],
         }
+        if self.counts:  # only then: the shipped sidecars stay as they were written
+            data["counts"] = {side: asdict(counts) for side, counts in self.counts.items()}
         if with_segments:
             data["frames"] = [[s.time, encode_frame(s).hex()] for s in self.segments]
         return json.dumps(data, indent=indent)
@@ -77,6 +92,9 @@ class Capture:
                 states=[(time, side, TcpState[name]) for time, side, name in data["states"]],
                 recorded_on=(date, kernel) if date is not None else None,
                 slow_motion=bool(data.get("slow_motion", False)),
+                counts={
+                    side: SegmentCounts(**counts) for side, counts in data.get("counts", {}).items()
+                },
             )
         except DecodeError as error:
             raise ValueError(f"a frame in this capture's JSON is broken: {error}") from None

@@ -63,7 +63,8 @@ def _hint(predicted: int, syn_seq: int, syn_ack_seq: int, own: str, other: str) 
 def check(predict_acks, capture=None) -> Feedback:
     """Compare ``predict_acks(syn_seq, syn_ack_seq) -> (syn_ack_ack, ack_ack)`` with a capture.
 
-    ``capture`` defaults to a new real handshake (``capture_handshake()``, best tier).
+    ``capture`` defaults to a new real handshake (``capture_handshake``'s best tier that
+    shows every segment).
     """
     feedback = Feedback("Predicting the acks")
     if not callable(predict_acks):
@@ -72,7 +73,7 @@ def check(predict_acks, capture=None) -> Feedback:
     if capture is None:
         from ..capture.tiers import capture_handshake
 
-        capture = capture_handshake()
+        capture = capture_handshake(every_segment=True)
     syn, syn_ack, ack = handshake_of(capture.segments)
     answer, problem = _call(predict_acks, syn.seq, syn_ack.seq)
     if answer is None:

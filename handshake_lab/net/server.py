@@ -3,7 +3,8 @@
 Rules: everything a server promises (loopback only, port 0, one run, threads joined and
 their errors raised on exit, the close order) comes from `threaded_server`; this module adds
 what the learner chooses: accept in the background and run a handler (`echo` by default),
-or leave connections in the accept queue until `accept()` is called; TCP_DEFER_ACCEPT.
+or leave connections in the accept queue until `accept()` is called; TCP_DEFER_ACCEPT;
+keeping each client's SYN (TCP_SAVE_SYN) for `kernel.saved_syn.saved_syn` after accept().
 Each call is reported to the trace hook (`trace`), for a Recorder to hear.
 """
 
@@ -12,6 +13,7 @@ from __future__ import annotations
 import socket
 from collections.abc import Callable
 
+from ..kernel.saved_syn import save_syns
 from ..timeouts import LOOPBACK_TIMEOUT
 from .clients import check_timeout, receive, send
 from .threaded_server import ThreadedServer
@@ -33,6 +35,8 @@ class LoopbackServer(ThreadedServer):
     the connections in the kernel's accept queue until you call `accept()` yourself.
     defer_accept=N sets TCP_DEFER_ACCEPT: the kernel keeps a new connection in
     SYN-RECEIVED until the client sends data (or N seconds pass).
+    save_syn=True makes the kernel keep each client's SYN (Linux): `saved_syn(conn)` reads
+    it, once, from a connection this server accepted.
     """
 
     ignore_errors_after_stop = False  # a handler's bug is raised even if it shows at exit
@@ -45,6 +49,7 @@ class LoopbackServer(ThreadedServer):
         auto_accept: bool = True,
         handler: Handler | None = echo,
         defer_accept: int | None = None,
+        save_syn: bool = False,
     ) -> None:
         super().__init__(host, backlog=backlog, name="server")
         if defer_accept is not None and (
@@ -60,10 +65,15 @@ class LoopbackServer(ThreadedServer):
             )
         self.auto_accept, self.handler = auto_accept, handler
         self.defer_accept = defer_accept
+        if not isinstance(save_syn, bool):
+            raise TypeError(f"save_syn must be True or False, got {save_syn!r}")
+        self.save_syn = save_syn
 
     def _configure(self, listener: socket.socket) -> None:
         if self.defer_accept is not None:
             listener.setsockopt(socket.IPPROTO_TCP, socket.TCP_DEFER_ACCEPT, self.defer_accept)
+        if self.save_syn:  # before listen(): a SYN that came earlier would not be kept
+            save_syns(listener)
 
     def _start(self) -> None:
         if self.auto_accept:
