@@ -90,3 +90,51 @@ def test_importing_the_module_does_not_import_matplotlib():
         [sys.executable, "-c", code], capture_output=True, text=True, timeout=SHORT_TIMEOUT
     )
     assert result.stdout.strip() == "False", result.stderr
+
+
+def _overlapping_texts(artists) -> list[tuple[str, str]]:
+    """Pairs of the ladder's texts whose drawn boxes overlap (rendered with Agg)."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    figure = artists.axes.figure
+    FigureCanvasAgg(figure).draw()
+    renderer = figure.canvas.get_renderer()
+    texts = [
+        *artists.lane_labels,
+        *artists.arrow_labels,
+        *artists.option_labels,
+        *artists.state_labels,
+        *artists.time_labels,
+    ]
+    boxes = [(text.get_text(), text.get_window_extent(renderer)) for text in texts]
+    return [
+        (first[0], second[0])
+        for index, first in enumerate(boxes)
+        for second in boxes[index + 1 :]
+        if first[1].overlaps(second[1])
+    ]
+
+
+def test_the_syn_and_syn_ack_show_their_real_options_without_overlapping_text():
+    from handshake_lab.model.sequence_numbers import handshake_of
+
+    segments = list(handshake_of(load_shipped_capture().segments))
+    artists = plot_ladder(segments)
+    texts = [label.get_text() for label in artists.option_labels]
+    assert len(texts) == 2, texts  # the SYN's and the SYN+ACK's; the ACK carries none to show
+    syn, syn_ack, _ = segments
+    for text, segment in zip(texts, (syn, syn_ack), strict=True):
+        assert text.startswith("options: MSS ")
+        tsval, tsecr = dict(segment.options)["TS"]
+        assert f"TS val={tsval} ecr={tsecr}" in text
+        assert "SACK_PERM" in text and f"WS {dict(segment.options)['WS']}" in text
+    assert _overlapping_texts(artists) == []
+    assert plot_ladder(segments, show_options=False).option_labels == []
+
+
+def test_a_saved_syn_is_drawn_alone():
+    syn = load_shipped_capture().segments[0]
+    artists = plot_ladder([syn], show_times=False)
+    assert len(artists.arrows) == 1 and len(artists.option_labels) == 1
+    assert [label.get_text().split("  ")[0] for label in artists.arrow_labels] == ["SYN"]
+    assert _overlapping_texts(artists) == []

@@ -470,3 +470,41 @@ def test_a_repeated_syn_gets_the_syn_ack_again():
     transitions = connection.timeout("client")  # the client's SYN timer fires first
     assert [t.sent.flags for t in transitions if t.sent] == ["SYN", "SYN+ACK", "ACK"]
     assert (connection.client.state, connection.server.state) == (S.ESTABLISHED, S.ESTABLISHED)
+
+
+def test_a_lost_syn_ack_when_both_timers_fire_in_one_tick_as_linux_does():
+    # Measured (tests/test_lost_segments.py): the request socket's SYN+ACK timer and the
+    # client's SYN timer fire in the same clock tick, so both segments leave before either lands.
+    connection = Connection(100, 200)
+    connection.listen()
+    connection.lose_next("SYN+ACK")
+    connection.connect()
+    connection.apply("server", TcpEvent.TIMEOUT, deliver=False)
+    connection.apply("client", TcpEvent.TIMEOUT, deliver=False)
+    connection.settle()
+    ladder = [(step.segment.flags, step.lost) for step in connection.ladder]
+    assert ladder == [
+        ("SYN", False),
+        ("SYN+ACK", True),
+        ("SYN+ACK", False),  # the server's timer: the client is now ESTABLISHED
+        ("SYN", False),  # the client's timer: the request socket answers it ...
+        ("ACK", False),
+        ("SYN+ACK", False),  # ... with its SYN+ACK again
+        ("ACK", False),  # which the ESTABLISHED client answers with a challenge ACK
+    ]
+    assert (connection.client.state, connection.server.state) == (S.ESTABLISHED, S.ESTABLISHED)
+
+
+def test_after_a_lost_ack_the_clients_first_data_completes_the_handshake():
+    connection = Connection(100, 200)
+    connection.listen()
+    connection.lose_next("ACK")
+    connection.connect()
+    transitions = connection.send("client", 6)
+    assert [(t.end, t.from_state, t.to_state) for t in transitions] == [
+        ("client", S.ESTABLISHED, S.ESTABLISHED),
+        ("server", S.SYN_RECEIVED, S.ESTABLISHED),
+        ("client", S.ESTABLISHED, S.ESTABLISHED),
+    ]
+    assert [t.sent.flags for t in transitions if t.sent] == ["PSH+ACK", "ACK"]
+    assert "challenge ACK" in connection.client.rule_for(TcpEvent.SYN_ACK).does

@@ -43,6 +43,7 @@ COURSE = (
     "05-packets-and-sequence-numbers",
     "06-closing",
     "07-many-clients",
+    "08-lost-segments",
 )
 DEFAULT_DIRECTORY = Path(__file__).resolve().parent.parent / "notebooks"
 NAV_TAG = "navigation"

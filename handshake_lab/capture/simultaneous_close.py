@@ -22,12 +22,9 @@ and kernel. Rules: sockets and filters are always released; every wait is bounde
 
 from __future__ import annotations
 
-import contextlib
-import ctypes
 import json
 import platform
 import socket
-import struct
 import sys
 import time
 from dataclasses import dataclass
@@ -39,17 +36,15 @@ from ..model.states import TcpState
 from ..net.clients import close, connect
 from ..net.server import LoopbackServer
 from ..timeouts import KERNEL_TIMER_TIMEOUT, poll_until
-from .child_process import run_json_child
+from .child_process import report_from_private_network, run_json_child
+from .socket_filter import FIN, FlagsRule, attach, detach
 
 __all__ = ["SimultaneousClose", "StateChange", "run_simultaneous_close", "simultaneous_close"]
 
-SO_ATTACH_FILTER = getattr(socket, "SO_ATTACH_FILTER", 26)  # asm-generic/socket.h
-SO_DETACH_FILTER = getattr(socket, "SO_DETACH_FILTER", 27)
 RECORDING = Path(__file__).resolve().parent.parent / "data" / "simultaneous_close.json"
 
-#: Classic BPF (linux/filter.h), run on the TCP header: load the flags byte, test FIN (0x01).
-_LOAD_FLAGS, _JSET, _RETURN = 0x30, 0x45, 0x06
-_FIN, _DROP, _KEEP = 0x01, 0, 0xFFFFFFFF
+_DROP_FIN = FlagsRule(FIN, FIN)  # socket_filter: classic BPF on the TCP header's flags
+_DROP_ALL_BUT_FIN = FlagsRule(FIN, FIN, drop_matching=False)
 _TRIES = 3  # a try whose FINs did not cross (timers a tick apart) is run again
 _SAMPLE_INTERVAL = 0.0005
 _MODULE = "handshake_lab.capture.simultaneous_close"  # not __name__: "__main__" in the child
@@ -115,15 +110,6 @@ def _state(name: str) -> TcpState | None:
     return None if name == "gone" else TcpState.from_name(name)
 
 
-def _filter(drop_fin: bool) -> tuple[ctypes.Array, bytes]:
-    """A sock_fprog for SO_ATTACH_FILTER; keep the buffer alive while the option is set."""
-    on_fin, otherwise = (_DROP, _KEEP) if drop_fin else (_KEEP, _DROP)
-    program = [(_LOAD_FLAGS, 0, 0, 13), (_JSET, 0, 1, _FIN), (_RETURN, 0, 0, on_fin)]
-    program.append((_RETURN, 0, 0, otherwise))
-    code = ctypes.create_string_buffer(b"".join(struct.pack("HBBI", *i) for i in program))
-    return code, struct.pack("HL", len(program), ctypes.addressof(code))
-
-
 def run_simultaneous_close() -> tuple[StateChange, ...]:
     """Run the experiment here (see the module); PermissionError if filters are not allowed."""
     for _ in range(_TRIES):
@@ -135,14 +121,13 @@ def run_simultaneous_close() -> tuple[StateChange, ...]:
 
 
 def _one_try() -> tuple[StateChange, ...]:
-    drop_fin, drop_the_rest = _filter(True), _filter(False)
     with LoopbackServer(auto_accept=False) as server, ConnectionLookup() as lookup:
         client = connect(server.address)
         served = server.accept()
         ends = (client, served)
         try:
             for sock in ends:
-                sock.setsockopt(socket.SOL_SOCKET, SO_ATTACH_FILTER, drop_fin[1])
+                attach(sock, _DROP_FIN)
             client_end = client.getsockname()[:2]
             requests = [
                 lookup.prepare(client_end, server.address),
@@ -152,7 +137,7 @@ def _one_try() -> tuple[StateChange, ...]:
             for sock in ends:  # both FINs leave, and both are dropped
                 sock.shutdown(socket.SHUT_WR)
             for sock in ends:  # now only FINs pass: the retransmissions cross
-                sock.setsockopt(socket.SOL_SOCKET, SO_ATTACH_FILTER, drop_the_rest[1])
+                attach(sock, _DROP_ALL_BUT_FIN)
             changes: list[StateChange] = []
             detached = False
 
@@ -163,23 +148,16 @@ def _one_try() -> tuple[StateChange, ...]:
                 if not changes or (changes[-1].client, changes[-1].server) != states:
                     changes.append(StateChange(time.monotonic() - started, *states))
                 if not detached and TcpState.FIN_WAIT_1 not in states:
-                    _detach(ends)  # let the next retransmission's ACK through
+                    detach(ends)  # let the next retransmission's ACK through
                     detached = True
                 return states == (TcpState.TIME_WAIT, TcpState.TIME_WAIT)
 
             poll_until(both_in_time_wait, timeout=KERNEL_TIMER_TIMEOUT, interval=_SAMPLE_INTERVAL)
             return tuple(changes)
         finally:
-            _detach(ends)
+            detach(ends)
             for sock in ends:
                 close(sock)
-
-
-def _detach(sockets: tuple[socket.socket, ...]) -> None:
-    for sock in sockets:
-        # OSError: no filter attached (ENOENT), or the socket is closed already
-        with contextlib.suppress(OSError):
-            sock.setsockopt(socket.SOL_SOCKET, SO_DETACH_FILTER, 0)
 
 
 # -- where it runs: here, in a private namespace, or the recording ----------------------------
@@ -238,20 +216,9 @@ def main(argv: list[str]) -> int:
         }
         Path(argv[1]).write_text(json.dumps(recording) + "\n")
         return 0
-    from .namespace_child import enter_private_network
-
-    try:
-        enter_private_network()
-    except OSError as error:
-        print(json.dumps({"ok": False, "stage": "namespace", "error": str(error)}))
-        return 0
-    try:
-        changes = run_simultaneous_close()
-    except OSError as error:
-        print(json.dumps({"ok": False, "stage": "experiment", "error": repr(error)}))
-        return 1
-    print(json.dumps({"ok": True, "changes": SimultaneousClose(changes, "", "").to_json()}))
-    return 0
+    return report_from_private_network(
+        lambda: {"changes": SimultaneousClose(run_simultaneous_close(), "", "").to_json()}
+    )
 
 
 if __name__ == "__main__":

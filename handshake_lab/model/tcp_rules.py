@@ -173,10 +173,13 @@ TRANSITIONS: Mapping[tuple[TcpState, TcpEvent], Rule] = {
     # Linux (inet_csk_listen_stop): closing a listener resets what its accept queue holds.
     (S.ESTABLISHED, E.LISTENER_CLOSE): Rule(S.CLOSED, "RST+ACK", _QUEUED_RESET),
     (S.CLOSE_WAIT, E.LISTENER_CLOSE): Rule(S.CLOSED, "RST+ACK", _QUEUED_RESET),
+    # Linux (tcp_validate_incoming, RFC 5961 4.2): a SYN on an established connection is
+    # answered by a "challenge ACK"; measured: TcpExt TCPSYNChallenge and TCPChallengeACK +1.
     (S.ESTABLISHED, E.SYN_ACK): Rule(
         S.ESTABLISHED,
         "ACK",
-        "answers the repeated SYN+ACK with an ACK: the peer has not seen its first one",
+        "answers the repeated SYN+ACK with a challenge ACK, the same ACK again, which tells "
+        "a peer that missed the first one that the handshake is done",
     ),
     (S.ESTABLISHED, E.SEND): Rule(S.ESTABLISHED, "PSH+ACK", "sends the data"),
     (S.ESTABLISHED, E.DATA): Rule(
