@@ -23,6 +23,9 @@ _EXPORTS = {
     "handshake_of": "model.sequence_numbers",
     "sequence_table": "model.sequence_numbers",
     "ack_relations": "model.sequence_numbers",
+    "describe_options": "model.tcp_options",
+    "check_option_answers": "model.tcp_options",
+    "options_table": "model.tcp_options",
     # kernel: reading states without privileges
     "tcp_sockets": "kernel.lookup",
     "parse_tcp_table": "kernel.proc_tcp",
@@ -40,6 +43,7 @@ _EXPORTS = {
     "listen_counters": "kernel.drop_counters",
     "listener_queue_view": "kernel.listener_view",
     "saved_syn": "kernel.saved_syn",
+    "segment_counts": "kernel.segment_counts",
     "isn_clock": "net.syn_experiments",
     "time_wait_reuse": "net.syn_experiments",
     # net: loopback sockets and servers
@@ -66,6 +70,7 @@ _EXPORTS = {
     "load_shipped_capture": "capture.shipped",
     "listen_queue_experiments": "capture.listen_queue_evidence",
     "refuse_connection": "capture.refusal",
+    "reset_on_close": "capture.resets",
     "state_at": "capture.evidence",
     "Tier": "capture.evidence",
     "simultaneous_close": "capture.simultaneous_close",

@@ -145,18 +145,55 @@ def _ipv6_loopback() -> Capability:
     return Capability("IPv6 loopback", True, "::1 works")
 
 
-def _packet_capture() -> Capability:
+def _evidence_tiers() -> list[Capability]:
+    """Packets (every segment), the saved SYN and counters, and the tier this machine gets."""
     try:
         from .capture.evidence import Tier
+        from .capture.saved_syn_tier import saved_syn_unavailable
         from .capture.tiers import best_tier
     except ImportError as error:  # pragma: no cover - the package always ships capture
-        return Capability("packet capture", False, str(error), "kernel states only")
-    choice = best_tier()
+        return [Capability("packet capture", False, str(error), "kernel states only")]
+    every = best_tier(every_segment=True)
+    packets = every.tier in (Tier.LIVE, Tier.NAMESPACE)
+    why_not = saved_syn_unavailable()
+    saved = Capability(
+        "saved SYN and counters",
+        why_not is None,
+        why_not
+        or "works without privileges: the server's kernel keeps the client's SYN "
+        "(TCP_SAVED_SYN) and each socket counts the segments it sent and received (TCP_INFO)",
+        "the SYN comes from a capture: live, namespace or the one shipped with the lab",
+    )
+    chosen = every if packets else best_tier()
+    return [
+        Capability(
+            "packet capture",
+            packets,
+            f"{every.tier.value}: {every.explanation}",
+            "the capture shipped with the lab, labelled with its date and kernel",
+        ),
+        saved,
+        Capability(
+            "evidence tier",
+            chosen.tier is not Tier.SHIPPED,
+            f"this machine gets {chosen.tier.value}: {chosen.explanation}",
+            "the capture shipped with the lab",
+        ),
+        _lost_segments(),
+    ]
+
+
+def _lost_segments() -> Capability:
+    """Whether a lost SYN, SYN+ACK or ACK can be made here (socket filters and capture)."""
+    from .capture.evidence import Tier
+    from .capture.lost_segments_evidence import loss_tier
+
+    tier, sentence = loss_tier()
     return Capability(
-        "packet capture",
-        choice.tier is not Tier.SHIPPED,
-        f"{choice.tier.value}: {choice.explanation}",
-        "the capture shipped with the lab, labelled with its date and kernel",
+        "lost segments",
+        tier is not Tier.SHIPPED,
+        sentence.removeprefix("Lost segments: "),
+        "the lab's recordings of each loss, labelled with their date and kernel",
     )
 
 
@@ -180,5 +217,5 @@ def doctor() -> list[Capability]:
     report += [_proc_net_tcp(), _tcp_info(), _sock_diag()] if is_linux else [_tcp_info()]
     report += [_defer_accept(settings.syncookies), _syn_retries(), _ipv6_loopback()]
     if is_linux:
-        report.append(_packet_capture())
+        report += _evidence_tiers()
     return report

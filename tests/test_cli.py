@@ -35,6 +35,13 @@ def test_doctor_reports_one_line_per_capability():
     assert names[:2] == ["platform", "/proc/net/tcp"]
     for name in ("TCP_INFO", "TCP_DEFER_ACCEPT", "SYN retries", "IPv6 loopback", "packet capture"):
         assert name in names
+    tiers = ["packet capture", "saved SYN and counters", "evidence tier", "lost segments"]
+    assert [name for name in names if name in tiers] == tiers
+    line = next(line for line in result.stdout.splitlines() if "] evidence tier:" in line)
+    tier = line.split("this machine gets ", 1)[1].split(":")[0]
+    assert tier in ("live", "namespace", "saved-syn", "shipped"), result.stdout
+    lost = next(line for line in result.stdout.splitlines() if "] lost segments:" in line)
+    assert "run live" in lost or "recordings" in lost, lost
     assert all(line.startswith(("[yes]", "[no ]")) for line in result.stdout.splitlines())
 
 

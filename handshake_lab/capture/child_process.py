@@ -13,11 +13,12 @@ import json
 import os
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 from ..timeouts import CAPTURE_TIMEOUT
 
-__all__ = ["run_json_child"]
+__all__ = ["report_from_private_network", "run_json_child"]
 
 
 def run_json_child(module: str, *arguments: str) -> dict:
@@ -48,3 +49,29 @@ def run_json_child(module: str, *arguments: str) -> dict:
         last_error = (completed.stderr.strip().splitlines() or ["no output"])[-1]
         return {"ok": False, "stage": "experiment", "error": last_error}
     return report
+
+
+def report_from_private_network(
+    experiment: Callable[[], dict], *, errors: tuple[type[BaseException], ...] = (OSError,)
+) -> int:
+    """The child's side: enter a private user+network namespace, run `experiment` there and
+    print its report as the one JSON line the parent reads (its exit status is returned)."""
+    from .namespace_child import enter_private_network
+
+    try:
+        enter_private_network()
+    except OSError as error:
+        _report(ok=False, stage="namespace", error=str(error))
+        return 0
+    try:
+        fields = experiment()
+    except errors as error:  # handed to the parent, which says what failed
+        _report(ok=False, stage="experiment", error=repr(error))
+        return 1
+    _report(ok=True, **fields)
+    return 0
+
+
+def _report(**fields: object) -> None:
+    sys.stdout.write(json.dumps(fields) + "\n")
+    sys.stdout.flush()

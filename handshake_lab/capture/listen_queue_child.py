@@ -11,12 +11,11 @@ loopback; the machine's settings are never touched.
 
 from __future__ import annotations
 
-import json
 import os
 import sys
 
+from .child_process import report_from_private_network
 from .listen_queue import run_ack_overflow_experiment, run_syn_queue_experiment
-from .namespace_child import enter_private_network
 
 #: The settings each experiment runs with, in this order.
 SYNCOOKIES_SETTINGS = (1, 0)
@@ -44,23 +43,8 @@ def run_all() -> dict:
 
 
 def main() -> int:
-    try:
-        enter_private_network()
-    except OSError as error:
-        _report(ok=False, stage="namespace", error=str(error))
-        return 0
-    try:
-        results = run_all()
-    except Exception as error:  # handed to the parent, which says what failed
-        _report(ok=False, stage="experiment", error=repr(error))
-        return 1
-    _report(ok=True, **results)
-    return 0
-
-
-def _report(**fields: object) -> None:
-    sys.stdout.write(json.dumps(fields) + "\n")
-    sys.stdout.flush()
+    # Exception, not only OSError: whatever fails is handed to the parent, which says what.
+    return report_from_private_network(run_all, errors=(Exception,))
 
 
 if __name__ == "__main__":

@@ -2,10 +2,12 @@
 
 Tiers, best first: LIVE (a packet socket on the machine's 'lo'; root or CAP_NET_RAW),
 NAMESPACE (a fresh child process in its own user + network namespace, see ``namespace_child``),
-SHIPPED (the capture shipped with the lab, see ``shipped``). Slow motion slows a link, so it
-never runs on the machine's shared loopback: it uses NAMESPACE or the slow-motion capture
-shipped with the lab. ``tiers=`` or the environment variable HANDSHAKE_LAB_CAPTURE_TIERS
-(e.g. "namespace,shipped") restricts the tiers tried.
+SAVED_SYN (any Linux, no privileges: the client's real SYN and each end's segment counts, see
+``saved_syn_tier``), SHIPPED (the capture shipped with the lab, see ``shipped``). Slow motion
+slows a link, so it never runs on the machine's shared loopback: it uses NAMESPACE or the
+slow-motion capture shipped with the lab. Slow motion and ``every_segment=True`` skip
+SAVED_SYN, which has the SYN alone. ``tiers=`` or the environment variable
+HANDSHAKE_LAB_CAPTURE_TIERS (e.g. "namespace,saved-syn,shipped") restricts the tiers tried.
 Rules: ``_choose_tier`` is the one walk through the tiers and the one place that words the
 reasons; ``best_tier`` (the doctor) and ``capture_handshake`` differ only in what they run in
 the namespace and in the outcome they state.
@@ -23,6 +25,7 @@ from typing import NamedTuple
 from .child_process import run_json_child
 from .evidence import Capture, Tier
 from .experiment import run_experiment
+from .saved_syn_tier import saved_syn_handshake, saved_syn_unavailable
 from .shipped import load_shipped_capture
 from .sniffer import open_packet_socket
 
@@ -33,6 +36,8 @@ TIERS_ENVIRONMENT_VARIABLE = "HANDSHAKE_LAB_CAPTURE_TIERS"
 _LIVE_ALLOWED = "this process may open packet sockets (root or CAP_NET_RAW)"
 _SLOW_MOTION_NOT_LIVE = "slow motion never slows the machine's own loopback, which others share"
 _SLOWED = " whose loopback was slowed to about 1.4 kbit/s"
+_SAVED_SYN_ALLOWED = "any Linux process may read the SYN it accepted and count segments"
+_SAVED_SYN_TOO_LITTLE = "the saved-SYN tier keeps the SYN alone, and "
 
 
 class TierChoice(NamedTuple):
@@ -67,7 +72,10 @@ def _allowed_tiers(tiers: Iterable[Tier | str] | None) -> tuple[set[Tier], str |
     else:
         source = "the tiers= argument"
     try:
-        allowed = {tier if isinstance(tier, Tier) else Tier(tier.lower()) for tier in tiers}
+        allowed = {
+            tier if isinstance(tier, Tier) else Tier(tier.lower().replace("_", "-"))
+            for tier in tiers
+        }
     except ValueError:
         names = ", ".join(tier.value for tier in Tier)
         raise ValueError(f"{source} names an unknown tier; use some of: {names}") from None
@@ -120,9 +128,12 @@ def _namespace_allowed() -> str:
 
 
 def _choose_tier(
-    tiers: Iterable[Tier | str] | None, slow_motion: bool, namespace_arguments: list[str]
+    tiers: Iterable[Tier | str] | None,
+    slow_motion: bool,
+    namespace_arguments: list[str],
+    every_segment: bool = False,
 ) -> _Choice:
-    """Walk LIVE, NAMESPACE, SHIPPED once: the first allowed and available tier, and why.
+    """Walk LIVE, NAMESPACE, SAVED_SYN, SHIPPED once: the first allowed and available tier, and why.
 
     The namespace child runs with ``namespace_arguments``: a probe, or the experiment itself.
     """
@@ -142,6 +153,16 @@ def _choose_tier(
         reasons.append(_namespace_unavailable(report))
     else:
         reasons.append(f"the namespace tier is off ({source})")
+    if slow_motion or every_segment:
+        wanted = "slow motion needs every segment" if slow_motion else "every segment was asked for"
+        reasons.append(_SAVED_SYN_TOO_LITTLE + wanted)
+    elif Tier.SAVED_SYN in allowed:
+        reason = saved_syn_unavailable()
+        if reason is None:
+            return _Choice(Tier.SAVED_SYN, [*reasons, _SAVED_SYN_ALLOWED])
+        reasons.append(reason)
+    else:
+        reasons.append(f"the saved-SYN tier is off ({source})")
     if Tier.SHIPPED not in allowed:
         text = "; ".join(reasons) + "; and the shipped tier is off too: allow at least 'shipped'."
         raise RuntimeError(text[0].upper() + text[1:])
@@ -155,28 +176,48 @@ def _sentence(clauses: list[str], outcome: str) -> str:
 
 
 def best_tier(
-    tiers: Iterable[Tier | str] | None = None, *, slow_motion: bool = False
+    tiers: Iterable[Tier | str] | None = None,
+    *,
+    slow_motion: bool = False,
+    every_segment: bool = False,
 ) -> TierChoice:
     """Which tier capture_handshake() would use, and why, without capturing (for the doctor)."""
-    choice = _choose_tier(tiers, slow_motion, ["--probe"])
+    choice = _choose_tier(tiers, slow_motion, ["--probe"], every_segment)
     outcome = {
         Tier.LIVE: "handshakes are captured live on the loopback interface",
         Tier.NAMESPACE: "handshakes run in a private network namespace",
+        Tier.SAVED_SYN: "you see your own SYN as the server's kernel kept it (TCP_SAVED_SYN) "
+        "and each end's segment counts (TCP_INFO), and every segment in the capture shipped "
+        "with the lab",
         Tier.SHIPPED: "the capture shipped with the lab is shown",
     }[choice.tier]
     return TierChoice(choice.tier, _sentence(choice.reasons, outcome))
 
 
 def capture_handshake(
-    slow_motion: bool = False, tiers: Iterable[Tier | str] | None = None
+    slow_motion: bool = False,
+    tiers: Iterable[Tier | str] | None = None,
+    *,
+    every_segment: bool = False,
+    lose: str | None = None,
 ) -> Capture:
     """Run a real handshake (listen, connect, accept, send, close) and capture it.
 
     Uses the best tier allowed and available and says which in ``explanation``. With
     ``slow_motion`` the handshake runs on a slowed private loopback (~0.4 s between segments)
-    and ``states`` samples both ends in between.
+    and ``states`` samples both ends in between. The SAVED_SYN tier connects and accepts
+    only: its Capture holds the client's real SYN alone and each end's ``counts``
+    (``every_segment`` is False); pass ``every_segment=True`` to skip it.
+    ``lose`` ("syn", "syn-ack" or "ack") loses that segment once: see ``lost_segments``.
     """
-    choice = _choose_tier(tiers, slow_motion, ["--slow-motion"] if slow_motion else [])
+    if lose is not None:  # live, namespace or a recording: lost_segments_evidence says which
+        from .lost_segments_evidence import capture_with_loss
+
+        if slow_motion:
+            raise ValueError("lose= and slow_motion cannot be combined: choose one")
+        return capture_with_loss(lose, tiers)
+    namespace_arguments = ["--slow-motion"] if slow_motion else []
+    choice = _choose_tier(tiers, slow_motion, namespace_arguments, every_segment)
     if choice.tier is Tier.LIVE:
         capture = Capture(run_experiment().segments, Tier.LIVE, "")
         outcome = "the handshake was captured live on the loopback interface"
@@ -186,6 +227,16 @@ def capture_handshake(
         capture = choice.namespace_capture
         outcome = "the handshake ran in a private network namespace"
         outcome += _SLOWED if slow_motion else ""
+    elif choice.tier is Tier.SAVED_SYN:
+        syn, counts = saved_syn_handshake()
+        capture = Capture([syn], Tier.SAVED_SYN, "", counts=counts)
+        client, server = counts["client"], counts["server"]
+        outcome = (
+            "this is the client's real SYN as the server's kernel kept it (TCP_SAVED_SYN); "
+            "the SYN+ACK and the ACK are counted, not shown: after the handshake the client "
+            f"had sent {client.sent} segments and received {client.received}, the server's "
+            f"accepted socket sent {server.sent} and received {server.received} (TCP_INFO)"
+        )
     else:
         capture = load_shipped_capture(slow_motion)
         date, kernel = capture.recorded_on

@@ -335,4 +335,3 @@ def _counts_of(sock: socket.socket | None) -> SegmentCounts | None:
     if sock is None or sock.fileno() < 0:
         return None
     return read_counts(sock)
-
