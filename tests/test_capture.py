@@ -151,6 +151,8 @@ def test_unknown_or_no_tier_is_refused():
         best_tier(tiers=["recording"])
     with pytest.raises(RuntimeError, match="shipped tier is off too: allow at least 'shipped'"):
         capture_handshake(tiers=[])
+    with pytest.raises(TypeError, match=r"tiers=\['shipped'\]"):
+        capture_handshake(tiers="shipped")  # a string is not read letter by letter
 
 
 def test_conversation_finished_waits_for_the_last_ack():

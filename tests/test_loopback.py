@@ -56,6 +56,19 @@ def test_an_exception_in_the_handler_is_raised_in_the_caller():
     assert isinstance(caught.value.__cause__, ZeroDivisionError)
 
 
+@pytest.mark.parametrize("reset", [True, False], ids=["client-resets", "echo-left-unread"])
+def test_a_client_that_resets_is_the_end_of_its_connection_not_a_server_error(reset):
+    """RST from the client (SO_LINGER 0, or close() with the echo unread) is normal TCP."""
+    with LoopbackServer() as server:
+        for _ in range(20):
+            client = connect(server.address)
+            send(client, b"hello")
+            if not reset:  # close() with the echo unread in its buffer sends RST too
+                wait_for(lambda client=client: client.recv(5, socket.MSG_PEEK), what="the echo")
+            close(client, reset=reset)
+    # Leaving the block raised nothing: no "a server thread failed".
+
+
 RERUNS = 20
 
 
@@ -199,9 +212,9 @@ def test_send_wants_bytes(data, hint):
             close(client)
 
 
-@pytest.mark.parametrize("timeout", [0, -1, "5", None])
+@pytest.mark.parametrize("timeout", [0, -1, "5", None, float("nan"), float("inf")])
 def test_timeouts_must_be_positive_numbers(timeout):
-    with LoopbackServer() as server, pytest.raises(ValueError, match="positive number"):
+    with LoopbackServer() as server, pytest.raises(ValueError, match="positive, finite number"):
         connect(server.address, timeout=timeout)
 
 

@@ -93,3 +93,9 @@ def test_format_rows_names_each_row_in_a_fixed_order():
     assert lines[1].split()[3] == "LISTEN" and lines[3].split()[-1] == "no"  # inode 0
     assert all(" ESTABLISHED " in line for line in lines[2:])
     assert f"127.0.0.1:{client[1]}" in lines[2]
+
+
+@pytest.mark.parametrize(("text", "hint"), [(None, "got NoneType"), (b"sl local", "decode bytes")])
+def test_anything_but_text_is_refused_with_what_to_pass(text, hint):
+    with pytest.raises(TypeError, match=hint):
+        parse_tcp_table(text)

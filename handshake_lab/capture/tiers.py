@@ -71,6 +71,9 @@ def _allowed_tiers(tiers: Iterable[Tier | str] | None) -> tuple[set[Tier], str |
         source = f"{TIERS_ENVIRONMENT_VARIABLE}={setting}"
     else:
         source = "the tiers= argument"
+        if isinstance(tiers, (str, Tier)):  # a string would be read letter by letter
+            name = tiers.value if isinstance(tiers, Tier) else tiers
+            raise TypeError(f"tiers= takes a list of tiers, e.g. tiers=[{name!r}]")
     try:
         allowed = {
             tier if isinstance(tier, Tier) else Tier(tier.lower().replace("_", "-"))

@@ -107,6 +107,11 @@ def parse_tcp_table(
     addresses in host order) and `ticks_per_second` its USER_HZ (timers are in ticks).
     A malformed line raises ProcNetParseError naming the line.
     """
+    if not isinstance(text, str):
+        hint = " (decode bytes first: data.decode('ascii'))" if isinstance(text, bytes) else ""
+        raise TypeError(
+            f"parse_tcp_table needs the file's text, a str, got {type(text).__name__}{hint}"
+        )
     wanted = _port_hex(port) if port is not None else None
     rows = []
     for number, line in enumerate(text.splitlines(), start=1):

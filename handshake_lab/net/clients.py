@@ -26,8 +26,12 @@ _LINGER_ZERO = struct.pack("ii", 1, 0)
 # -- checking what the learner passed ----------------------------------------------
 def check_timeout(timeout: object) -> float:
     """`timeout` as seconds, or a ValueError: it must be a positive number."""
-    if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or timeout <= 0:
-        raise ValueError(f"timeout must be a positive number of seconds, got {timeout!r}")
+    if (
+        isinstance(timeout, bool)
+        or not isinstance(timeout, (int, float))
+        or not 0 < timeout < float("inf")  # also refuses nan, which compares false
+    ):
+        raise ValueError(f"timeout must be a positive, finite number of seconds, got {timeout!r}")
     return float(timeout)
 
 

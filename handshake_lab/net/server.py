@@ -22,9 +22,17 @@ Handler = Callable[[socket.socket], None]
 
 
 def echo(conn: socket.socket) -> None:
-    """The default handler: send back whatever arrives, until the client closes."""
-    while data := receive(conn):
-        send(conn, data)
+    """The default handler: send back whatever arrives, until the client closes.
+
+    A client that resets the connection (SO_LINGER 0, or closing over an echo it never read)
+    has simply left: that is normal TCP, so it ends this connection and is not an error.
+    A handler of your own decides for itself; its errors are raised when the server stops.
+    """
+    try:
+        while data := receive(conn):
+            send(conn, data)
+    except (ConnectionResetError, BrokenPipeError):
+        return
 
 
 class LoopbackServer(ThreadedServer):

@@ -54,6 +54,15 @@ class Prediction:
 
     def reveal(self, observed: str, correct: int) -> str:
         """What the learner predicted next to what was measured; returned and shown."""
+        if (
+            isinstance(correct, bool)
+            or not isinstance(correct, int)
+            or not (0 <= correct < len(self.choices))
+        ):
+            raise ValueError(
+                f"correct= is the index of the right choice, 0 to {len(self.choices) - 1}, "
+                f"got {correct!r}"
+            )
         truth = self.choices[correct]
         if self.committed is None:
             verdict = "You did not commit a prediction."
