@@ -45,6 +45,7 @@ _EXPORTS = {
     "saved_syn": "kernel.saved_syn",
     "segment_counts": "kernel.segment_counts",
     "isn_clock": "net.syn_experiments",
+    "measure_syn_retries": "net.syn_retry_measurement",
     "time_wait_reuse": "net.syn_experiments",
     # net: loopback sockets and servers
     "LoopbackServer": "net.server",

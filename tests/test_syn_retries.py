@@ -1,11 +1,9 @@
 """SYN retries: the kernel's rule (model/syn_retries.py) in tables, then against real connects.
 
-The measurement: a listener with listen(0) holds one finished connection; we make that one and
-never accept it, so the kernel drops every later SYN (the accept queue is full) and a client
-with TCP_SYNCNT=2 retransmits until connect() fails with ETIMEDOUT. Its TCP_INFO retransmit
-count is polled every MEASURE_POLL_INTERVAL and the time of each increase is taken as the time
-of that retransmission; writability of the socket marks the failure. Each measurement waits
-for real kernel timers, about 7 s, which is the point of it.
+The measurement is the package's own (net/syn_retry_measurement.py, what notebook 04 runs): a
+client with TCP_SYNCNT against a full accept queue, its retransmissions timed from its TCP_INFO
+retransmit count. Each measurement waits for real kernel timers, about 7 s, which is the point
+of it.
 
 Tolerance: the kernel never fires a timer before its jiffy (EARLY allows one jiffy per wait and
 the poll interval); it fires it late by up to the timer wheel's granularity for that length
@@ -23,29 +21,27 @@ never touched. This file is that child when run as a script.
 from __future__ import annotations
 
 import ctypes
+import dataclasses
 import errno
 import itertools
 import json
 import os
-import select
-import socket
 import subprocess
 import sys
-import time
 
 import pytest
 
 from handshake_lab import syn_retry_schedule
 from handshake_lab.kernel.sysctls import describe_syn_retries, kernel_settings, syn_retry_gaps
-from handshake_lab.kernel.tcp_info import accept_queue, has_tcp_info, syn_retransmits
+from handshake_lab.kernel.tcp_info import has_tcp_info
 from handshake_lab.model.syn_retries import (
     MAX_TCP_SYNCNT,
     SynRetrySchedule,
     schedule_syn_retries,
 )
-from handshake_lab.timeouts import LOOPBACK_TIMEOUT, SHORT_TIMEOUT, poll_until
+from handshake_lab.net.syn_retry_measurement import MeasuredSynRetries, measure_syn_retries
+from handshake_lab.timeouts import SHORT_TIMEOUT
 
-MEASURE_POLL_INTERVAL = 0.005
 EARLY = 0.05
 LATE = 0.5
 #: The child process: interpreter start, namespace, ~7 s of timers, the report.
@@ -219,42 +215,14 @@ def test_describe_syn_retries_is_the_schedules_sentence(tmp_path):
 # --- against the kernel ---------------------------------------------------------------
 
 
-def measure_syn_retries(syncnt: int, timeout: float) -> dict:
-    """TCP_SYNCNT=`syncnt` against a full accept queue: when each SYN went, when it failed."""
-    with socket.socket() as listener:
-        listener.bind(("127.0.0.1", 0))
-        listener.listen(0)
-        address = listener.getsockname()
-        with socket.create_connection(address, timeout=LOOPBACK_TIMEOUT):
-            assert poll_until(lambda: accept_queue(listener).length == 1, timeout=SHORT_TIMEOUT), (
-                "the first connection never reached the accept queue"
-            )
-            with socket.socket() as client:
-                client.setsockopt(socket.IPPROTO_TCP, socket.TCP_SYNCNT, syncnt)
-                client.setblocking(False)
-                retransmitted: list[float] = []
-                started = time.monotonic()
-                assert client.connect_ex(address) == errno.EINPROGRESS
-
-                def failed() -> float | None:
-                    now = time.monotonic() - started
-                    count = syn_retransmits(client)
-                    retransmitted.extend([now] * (count - len(retransmitted)))
-                    return now if select.select([], [client], [], 0)[1] else None
-
-                gave_up = poll_until(failed, timeout=timeout, interval=MEASURE_POLL_INTERVAL)
-                error = client.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
-    return {"retransmissions": retransmitted, "gives_up_after": gave_up, "errno": error}
-
-
-def assert_measured_as_scheduled(measured: dict, schedule: SynRetrySchedule) -> None:
+def assert_measured_as_scheduled(measured: MeasuredSynRetries, schedule: SynRetrySchedule) -> None:
     said = f"the kernel did {measured}, the schedule says {schedule}"
-    assert measured["gives_up_after"] is not None, f"connect() had not failed: {said}"
-    assert measured["errno"] == errno.ETIMEDOUT, f"connect() failed otherwise: {said}"
-    assert len(measured["retransmissions"]) == len(schedule.retransmissions), said
+    assert measured.gives_up_after is not None, f"connect() had not failed: {said}"
+    assert measured.errno == errno.ETIMEDOUT, f"connect() failed otherwise: {said}"
+    assert len(measured.retransmissions) == len(schedule.retransmissions), said
     pairs = [
-        *zip(measured["retransmissions"], schedule.retransmissions, strict=True),
-        (measured["gives_up_after"], schedule.gives_up_after),
+        *zip(measured.retransmissions, schedule.retransmissions, strict=True),
+        (measured.gives_up_after, schedule.gives_up_after),
     ]
     assert all(expected - EARLY <= seen <= expected + LATE for seen, expected in pairs), said
 
@@ -296,7 +264,11 @@ def test_other_linear_timeouts_in_a_private_network_namespace(linear, retransmis
     schedule = schedule_syn_retries(**report["schedule"])
     assert schedule.syn_linear_timeouts == linear, "the namespace's own sysctl was not read"
     assert schedule.retransmissions == retransmissions
-    assert_measured_as_scheduled(report["measured"], schedule)
+    seen = report["measured"]
+    measured = MeasuredSynRetries(
+        tuple(seen["retransmissions"]), seen["gives_up_after"], seen["errno"]
+    )
+    assert_measured_as_scheduled(measured, schedule)
 
 
 # --- the child process ----------------------------------------------------------------
@@ -332,7 +304,7 @@ def _child(linear: int, syncnt: int) -> dict:
     return {
         "ok": True,
         "schedule": {name: getattr(schedule, name) for name in fields},
-        "measured": measured,
+        "measured": dataclasses.asdict(measured),
     }
 
 

@@ -27,7 +27,7 @@ from .evidence import Capture, Tier
 from .lost_segments import LossCapture, check_loss, run_loss
 from .sniffer import open_packet_socket
 from .socket_filter import SYN, FlagsRule, attach
-from .tiers import _allowed_tiers
+from .tiers import allowed_tiers
 
 __all__ = ["capture_with_loss", "load_recording", "loss_tier", "recording_path"]
 
@@ -53,7 +53,7 @@ def capture_with_loss(
     check_loss(lose)
     if client_sends and (lose, client_sends) != ("ack", RECORDED_DATA):
         raise ValueError(f"client_sends is recorded only for lose='ack' with {RECORDED_DATA!r}")
-    allowed, source = _allowed_tiers(tiers)
+    allowed, source = allowed_tiers(tiers)
     reasons = []
     if Tier.LIVE in allowed:
         try:

@@ -62,7 +62,9 @@ class _Choice(NamedTuple):
     namespace_capture: Capture | None = None
 
 
-def _allowed_tiers(tiers: Iterable[Tier | str] | None) -> tuple[set[Tier], str | None]:
+def allowed_tiers(tiers: Iterable[Tier | str] | None) -> tuple[set[Tier], str | None]:
+    """The tiers a caller allows (tiers=, else the environment variable, else all) and where
+    that choice came from; shared with the lost-segment experiments so both read it alike."""
     if tiers is None:
         setting = os.environ.get(TIERS_ENVIRONMENT_VARIABLE, "").strip()
         if not setting:
@@ -140,7 +142,7 @@ def _choose_tier(
 
     The namespace child runs with ``namespace_arguments``: a probe, or the experiment itself.
     """
-    allowed, source = _allowed_tiers(tiers)
+    allowed, source = allowed_tiers(tiers)
     reasons = []
     if Tier.LIVE in allowed and not slow_motion:
         reason = _live_unavailable()
