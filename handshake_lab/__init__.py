@@ -60,6 +60,8 @@ _EXPORTS = {
     "echo_on_ready": "net.echo_servers",
     "measure_connections_per_second": "net.load_test",
     "time_wait_rows": "net.load_test",
+    "measure_idle_connections": "net.idle_cost",
+    "default_thread_stack": "net.idle_cost",
     "measure_fin_wait_1": "net.fin_wait_1",
     "close_behind_full_windows": "net.fin_behind_full_window",
     # record: the timeline
@@ -85,6 +87,7 @@ _EXPORTS = {
     "Prediction": "show.prediction",
     # the host
     "doctor": "host",
+    "what_this_machine_shows": "host",
 }
 
 __all__ = sorted(_EXPORTS)

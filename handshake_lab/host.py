@@ -23,6 +23,8 @@ class Capability:
     available: bool
     detail: str
     instead: str = ""
+    #: The evidence tier's name ("live", "namespace", "saved-syn", "shipped") on that line.
+    tier: str = ""
 
     def line(self) -> str:
         mark = "yes" if self.available else "no "
@@ -178,6 +180,7 @@ def _evidence_tiers() -> list[Capability]:
             chosen.tier is not Tier.SHIPPED,
             f"this machine gets {chosen.tier.value}: {chosen.explanation}",
             "the capture shipped with the lab",
+            tier=chosen.tier.value,
         ),
         _lost_segments(),
     ]
@@ -195,6 +198,38 @@ def _lost_segments() -> Capability:
         sentence.removeprefix("Lost segments: "),
         "the lab's recordings of each loss, labelled with their date and kernel",
     )
+
+
+_PACKETS = {
+    "live": "every segment, captured live on the loopback interface.",
+    "namespace": "every segment, captured live in a private network namespace of the lab's own.",
+    "saved-syn": (
+        "your own SYN as the server's kernel received it and each socket's segment counts; "
+        "the whole exchange comes from a capture recorded with the lab's own tool."
+    ),
+    "shipped": "a capture recorded with the lab's own tool, labelled with its date and kernel.",
+}
+
+
+def what_this_machine_shows(report: list[Capability]) -> str:
+    """What a learner will see on this machine, in a few plain lines (details: the report)."""
+    found = {capability.name: capability for capability in report}
+
+    def works(name: str) -> bool:
+        return name in found and found[name].available
+
+    if works("/proc/net/tcp") or works("sock_diag"):
+        states = "every socket's TCP state, read from the kernel, even before accept()."
+    else:
+        states = "the states of your own sockets only; connections not yet accepted are not seen."
+    tier = found["evidence tier"].tier if "evidence tier" in found else "shipped"
+    lines = [f"Socket states: {states}", f"Packets: {_PACKETS[tier]}"]
+    if "lost segments" in found:
+        lost = "made live here." if works("lost segments") else "shown from the lab's recordings."
+        lines.append(f"Lost segments (notebook 08): {lost}")
+    defer = "works here." if works("TCP_DEFER_ACCEPT") else "not shown here (the details say why)."
+    lines.append(f"TCP_DEFER_ACCEPT (notebook 04): {defer}")
+    return "\n".join(lines)
 
 
 def doctor() -> list[Capability]:
