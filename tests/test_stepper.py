@@ -8,6 +8,7 @@ import pytest
 from kernel_helpers import wait_for
 
 from handshake_lab.kernel.sysctls import kernel_settings
+from handshake_lab.model.states import TcpState
 from handshake_lab.stepper.engine import Stepper
 from handshake_lab.stepper.scenarios import SCENARIOS
 from handshake_lab.timeouts import KERNEL_TIMER_TIMEOUT
@@ -287,9 +288,7 @@ def test_the_widget_clicked_from_the_kernel_side():
         with StepperWidget(scenario) as widget:
             images = [widget.timeline.value]
             for step, expected in zip(SCENARIOS[scenario].steps, expectations, strict=True):
-                (button,) = wait_for(
-                    lambda: widget.buttons.children, what=f"the {step.label} button"
-                )
+                (button,) = wait_for(lambda: widget.offered, what=f"the {step.label} button")
                 assert button.description == step.label
                 button.click()
                 shown = widget.snapshot
@@ -392,3 +391,139 @@ def test_each_step_counts_the_segments_each_held_socket_sent_and_received():
         sent = stepper.step()  # client.send(b'hello')
         assert sent.segments_of("client").data_sent == 1, sent.segments
         assert sent.segments_of("server 1").data_received == 1, sent.segments
+
+
+# -- no dead ends in free order, and what the widget says ------------------------------------
+
+
+def test_a_refused_connect_is_offered_again_and_its_socket_takes_no_send_or_recv():
+    with Stepper("basic", in_order=False, capture_packets=False) as stepper:
+        stepper.step("client.connect()")
+        refused = stepper.wait(KERNEL_TIMER_TIMEOUT)
+        assert "ConnectionRefusedError" in refused.result, refused.result
+        assert "client.connect()" in refused.next_steps, refused.next_steps
+        on_the_client = [label for label in refused.next_steps if label.startswith("client.")]
+        assert on_the_client == ["client.connect()"], refused.next_steps
+        stepper.step("server.listen()")
+        stepper.step("client.connect()")
+        connected = stepper.wait(KERNEL_TIMER_TIMEOUT)
+        assert connected.result.startswith("connected"), connected.as_text()
+        assert connected.state_of("client 2") is TcpState.ESTABLISHED, connected.as_text()
+        assert "client.send(b'hello')" in connected.next_steps, connected.next_steps
+
+
+def test_a_blocked_accept_says_what_will_unblock_it_and_that_does():
+    with Stepper("basic", in_order=False, capture_packets=False) as stepper:
+        stepper.step("server.listen()")
+        blocked = stepper.step("server.accept()")
+        (waiting,) = blocked.waiting
+        assert waiting.startswith("server.accept(): A client's connect()"), waiting
+        stepper.step("client.connect()")
+        done = stepper.wait(KERNEL_TIMER_TIMEOUT)
+        assert not done.pending and done.step == "server.accept()", done.as_text()
+
+
+@pytest.mark.skipif(_SKIP["defer-accept"], reason="tcp_syncookies=2: nothing is deferred")
+def test_with_defer_accept_a_blocked_accept_names_the_send_that_unblocks_it():
+    with Stepper("defer-accept", in_order=False, capture_packets=False) as stepper:
+        stepper.step("server.listen()")
+        (before,) = stepper.step("server.accept()").waiting
+        assert "a client's connect() and then its send()" in before, before
+        connected = stepper.step("client.connect()")
+        (after,) = connected.waiting  # the ACK alone does not wake accept()
+        assert connected.pending == ("server.accept()",) and "a client.send()" in after, after
+        stepper.step("client.send(b'hello')")
+        done = stepper.wait(KERNEL_TIMER_TIMEOUT)
+        assert {view.lane: view.accepted for view in done.sockets}["server 1"], done.as_text()
+
+
+def test_a_blocked_connect_says_an_accept_makes_room_and_that_does():
+    with Stepper("full-queue", in_order=False, capture_packets=False) as stepper:
+        for label in ("server.listen(0)", "client.connect()", "client2.connect()"):
+            blocked = stepper.step(label)
+        (waiting,) = blocked.waiting
+        assert "once a server.accept() makes room in the accept queue" in waiting, waiting
+        stepper.step("server.accept()")
+        done = stepper.wait(KERNEL_TIMER_TIMEOUT)
+        assert done.state_of("client 2") is TcpState.ESTABLISHED, done.as_text()
+
+
+def test_the_queue_is_told_in_words_with_the_number_the_kernel_admits():
+    """listen(0) admits one finished connection: the queue is full only when its length
+    exceeds the backlog. The words give that number, and the kernel agrees: the next
+    client's SYN is dropped."""
+    with Stepper("full-queue", capture_packets=False) as stepper:
+        stepper.step()  # server.listen(0)
+        one = stepper.step()  # client.connect()
+        queue = one.accept_queue
+        assert one.queue_text() == (
+            f"{queue.length} waiting to be accepted; listen(0) admits up to {queue.maximum + 1}"
+        )
+        assert queue.length == queue.maximum + 1 == 1, queue
+        assert stepper.step().pending == ("client2.connect()",), "the next SYN was not dropped"
+        assert "1/0" not in one.as_text() and "/128" not in stepper.reset("basic").as_text()
+
+
+def test_one_line_per_kernel_action_naming_the_socket_that_acted():
+    with Stepper("basic", capture_packets=False) as stepper:
+        stepper.step()
+        connected = stepper.step()
+    lanes = {view.lane for view in connected.sockets}
+    assert connected.explanation.splitlines() == [action.line for action in connected.actions]
+    assert [action.who for action in connected.actions] == [
+        "client",
+        "server 1",
+        "client",
+        "server 1",
+    ]
+    assert {action.who for action in connected.actions} <= lanes
+    assert connected.actions[-1].change == "SYN-RECEIVED → ESTABLISHED"
+
+
+def test_the_widget_table_has_one_word_per_state_and_lanes_that_do_not_wrap():
+    pytest.importorskip("ipywidgets")
+    from handshake_lab.show.stepper_widget import socket_table_html
+
+    with Stepper("listener-closes", capture_packets=False) as stepper:
+        for _ in range(3):
+            closed = stepper.step()
+    table = socket_table_html(closed)
+    assert "CLOSED (CLOSE)" not in table and ">CLOSED</span>" in table, table
+    assert "<b>server 1</b>" in table and "white-space:nowrap" in table
+
+
+def test_a_double_click_takes_one_step_and_no_button_is_ever_closed_while_shown():
+    pytest.importorskip("ipywidgets")
+    from handshake_lab.show.stepper_widget import StepperWidget
+
+    with StepperWidget("basic") as widget:
+        shown = list(widget.buttons.children)
+        (listen,) = widget.offered
+        listen.click()
+        listen.click()  # the second click of a double click: its call is no longer offered
+        assert widget.snapshot.taken == ("server.listen()",), widget.snapshot.taken
+        assert list(widget.buttons.children) == shown, "the buttons were made again"
+        assert all(button.comm is not None for button in shown), "a shown button was closed"
+        assert [button.description for button in widget.offered] == ["client.connect()"]
+    assert all(button.comm is None for button in shown), "close() closes every button"
+
+
+def test_free_order_is_a_checkbox_that_starts_the_scenario_again():
+    pytest.importorskip("ipywidgets")
+    from handshake_lab.show.stepper_widget import StepperWidget
+
+    with StepperWidget("basic") as widget:
+        assert widget.free_order.description == "Free order" and not widget.free_order.value
+        widget.click()  # server.listen()
+        widget.free_order.value = True
+        assert not widget.stepper.in_order and widget.snapshot.step is None, "not reset"
+        offered = [button.description for button in widget.offered]
+        assert offered[:2] == ["server.listen()", "client.connect()"], offered
+        connect = widget.offered[1]
+        connect.click()
+        widget.wait(KERNEL_TIMER_TIMEOUT)
+        connect.click()  # a double click on a call offered again: still one step
+        assert widget.snapshot.step == "client.connect()"
+        lanes = [view.lane for view in widget.snapshot.sockets]
+        assert "client 2" not in lanes, f"connect() was taken twice: {lanes}"
+        assert "client.connect()" in [button.description for button in widget.offered]

@@ -1,29 +1,41 @@
-"""The stepper in JupyterLab: a button per next socket call, the kernel's table, the timeline.
+"""The stepper in JupyterLab: a button per socket call, the kernel's table, the timeline.
 
 One class owns the Stepper and its widgets and has one render method, as ipywidgets' own
 examples do. Rules: ipywidgets and matplotlib are imported only when a widget is made;
 callbacks never write through `with out:` (under nbval that leaks into cell output);
 a blocked call finishing in its worker thread re-renders through the same render();
-close() is idempotent and frees every socket and thread.
+buttons are made once per call label and only closed by close(), so a click already on
+its way (a double click) never meets a closed comm; close() is idempotent and frees every
+socket and thread.
 
-Page structure the browser test relies on: the widget has CSS class `hl-stepper`; the
-state table is an HTML widget with class `hl-socket-table` whose rows carry
-data-lane, data-state (Linux name) and data-accepted; the timeline is an Image with
-class `hl-timeline`; the explanation an HTML widget with class `hl-explanation`.
+Page structure the browser test relies on: the widget has CSS class `hl-stepper`; inside
+`hl-step-buttons` one button per step of the scenario, in its order, enabled only while
+the call is offered; a Checkbox labelled "Free order" (switching it resets the scenario);
+the state table is an HTML widget with class `hl-socket-table` whose rows carry data-lane,
+data-state (Linux name) and data-accepted; the timeline is an Image with class
+`hl-timeline`; the explanation (one row per kernel action) an HTML widget with class
+`hl-explanation`.
 """
 
 from __future__ import annotations
 
 import html
 import threading
+import time
 
 from ..stepper.engine import Snapshot, Stepper
 from ..stepper.scenarios import SCENARIOS
 from .timeline_plot import timeline_png
 
+#: Table cells never wrap ("server 1" on one line, "SYN-RECEIVED" in one piece).
+_CELL = "style='white-space:nowrap;padding:2px 12px 2px 0;vertical-align:top;text-align:left'"
+
 
 def socket_table_html(snapshot: Snapshot) -> str:
-    """The kernel's view of the lab's sockets as an HTML table (pure: snapshot in, text out)."""
+    """The kernel's view of the lab's sockets as an HTML table (pure: snapshot in, text out).
+
+    One word per state, the RFC's; Linux's name (as ss prints it) is the cell's tooltip and
+    the row's data-state. The accept queue is said in words in the caption."""
     rows = []
     counted = dict(snapshot.segments)
     for view in snapshot.sockets:
@@ -32,24 +44,52 @@ def socket_table_html(snapshot: Snapshot) -> str:
         if view.state is None:
             shown = "<i>not in the kernel</i>"
         else:
-            shown = html.escape(view.state.display_name)
+            shown = (
+                f"<span title='Linux: {view.state.linux_name}'>"
+                f"{html.escape(view.state.rfc_name)}</span>"
+            )
+        note = "" if view.queue is not None else view.status  # the queue is in the caption
         rows.append(
             f'<tr data-lane="{html.escape(view.lane)}" data-state="{state}" '
             f'data-accepted="{"yes" if view.accepted else "no"}">'
-            f"<td><b>{html.escape(view.lane)}</b></td><td>{shown}</td>"
-            f"<td>{html.escape(during)}</td><td>{html.escape(view.status)}</td></tr>"
+            f"<td {_CELL}><b>{html.escape(view.lane)}</b></td><td {_CELL}>{shown}</td>"
+            f"<td {_CELL}>{html.escape(during)}</td><td {_CELL}>{html.escape(note)}</td></tr>"
         )
-    queue = snapshot.accept_queue
     caption = (
-        f"accept queue: {queue.length} waiting (holds up to {queue.maximum + 1})"
-        if queue is not None
+        f"accept queue: {html.escape(snapshot.queue_text())}"
+        if snapshot.accept_queue is not None
         else "no listening socket"
     )
+    heads = ("socket", "kernel state", "segments this step (TCP_INFO)", "note")
     return (
-        "<table><caption style='text-align:left'>" + caption + "</caption>"
-        "<tr><th>socket</th><th>kernel state</th><th>segments this step (TCP_INFO)</th>"
-        "<th>note</th></tr>" + "".join(rows) + "</table>"
+        "<table style='border-collapse:collapse'>"
+        f"<caption style='text-align:left;white-space:nowrap'>{caption}</caption><tr>"
+        + "".join(f"<th {_CELL}>{head}</th>" for head in heads)
+        + "</tr>"
+        + "".join(rows)
+        + "</table>"
     )
+
+
+def explanation_html(snapshot: Snapshot) -> str:
+    """The step, what it returned, then one row per kernel action: whose socket, what its
+    kernel did, the state change (pure: snapshot in, text out)."""
+    head = f"<p><b>{html.escape(snapshot.step or 'Ready')}</b> → {html.escape(snapshot.result)}</p>"
+    rows = "".join(
+        f"<tr><td {_CELL}><b>{html.escape(action.who)}</b></td>"
+        f"<td style='padding:2px 12px 2px 0'>{html.escape(action.did)}</td>"
+        f"<td {_CELL}>{html.escape(action.change)}</td></tr>"
+        for action in snapshot.actions
+    )
+    table = (
+        "<table style='border-collapse:collapse'><tr>"
+        f"<th {_CELL}>whose kernel</th><th {_CELL}>did</th><th {_CELL}>state</th></tr>"
+        f"{rows}</table>"
+        if rows
+        else ""
+    )
+    note = f"<p>{html.escape(snapshot.note)}</p>" if snapshot.note else ""
+    return head + table + note
 
 
 def packets_html(snapshot: Snapshot, note: str) -> str:
@@ -65,6 +105,17 @@ def packets_html(snapshot: Snapshot, note: str) -> str:
         for p in snapshot.packets
     )
     return f"<p>Captured on the wire (live):</p><ul>{items}</ul>"
+
+
+#: A second click on the same call within this time after its step ended is the rest of a
+#: double click (the browser sent it before it saw the result), not a new request. Only a
+#: call offered again (a refused connect()) can be clicked twice: the others are disabled.
+DOUBLE_CLICK = 0.5
+
+_MODES = (
+    "<i>Free order off: only the scenario's next call is offered. On: every call the sockets "
+    "allow now, in any order. Switching it starts the scenario again.</i>"
+)
 
 
 class StepperWidget:
@@ -90,6 +141,13 @@ class StepperWidget:
         self._widgets = widgets
         self._render_lock = threading.Lock()
         self._closed = False
+        # One button per call label, made once and kept until close(): a click already on
+        # its way from the browser always finds its button (no "Comm not found"). Every
+        # step of the scenario has its button in a fixed place, enabled only while offered,
+        # so the second click of a double click lands on a disabled button, never on the
+        # next call.
+        self._call_buttons: dict[str, widgets.Button] = {}
+        self._last_done: dict[str, float] = {}
         self.stepper = Stepper(scenario, in_order=in_order, on_change=self._on_background_change)
         self._scenario = widgets.Dropdown(
             options=[(s.title, key) for key, s in SCENARIOS.items()],
@@ -102,9 +160,16 @@ class StepperWidget:
             description="Reset", icon="undo", tooltip="close every socket and start again"
         )
         self._reset.on_click(lambda _button: self.reset())
+        self.free_order = widgets.Checkbox(
+            value=not in_order,
+            description="Free order",
+            indent=False,
+            layout=widgets.Layout(width="auto", margin="0 0 0 16px"),
+        )
+        self.free_order.observe(self._on_free_order, names="value")
         # The parts a test or a teacher may read: the step buttons, the socket table and the
         # timeline image, each as the kernel last showed it.
-        self.buttons = widgets.HBox([])
+        self.buttons = widgets.HBox([], layout=widgets.Layout(flex_flow="row wrap"))
         self.buttons.add_class("hl-step-buttons")
         self._status = widgets.HTML()
         self.table = widgets.HTML()
@@ -115,10 +180,12 @@ class StepperWidget:
         self.timeline.add_class("hl-timeline")
         self.widget = widgets.VBox(
             [
-                widgets.HBox([self._scenario, self._reset]),
+                widgets.HBox([self._scenario, self._reset, self.free_order]),
+                widgets.HTML(_MODES),
                 self.buttons,
                 self._status,
-                widgets.HBox([self.table, self._explanation]),
+                self.table,
+                self._explanation,
                 self.timeline,
             ]
         )
@@ -133,8 +200,8 @@ class StepperWidget:
         self.render()
         return self.snapshot
 
-    def reset(self, scenario: str | None = None) -> Snapshot:
-        self.stepper.reset(scenario)
+    def reset(self, scenario: str | None = None, *, in_order: bool | None = None) -> Snapshot:
+        self.stepper.reset(scenario, in_order=in_order)
         self.render()
         return self.snapshot
 
@@ -147,11 +214,62 @@ class StepperWidget:
     def _on_scenario(self, change) -> None:
         self.reset(change["new"])
 
+    def _on_free_order(self, change) -> None:
+        self.reset(in_order=not change["new"])
+
     def _on_button(self, button) -> None:
-        self.click(button.description)
+        """A click from the browser. Clicks sent before the browser saw the last step's
+        result (a double click) are dropped quietly: their call is no longer offered, or
+        was taken again a moment ago."""
+        label = button.description
+        if self._closed or self.stepper.closed:
+            return
+        if label not in (step.label for step in self.stepper.available()):
+            return
+        if time.monotonic() - self._last_done.get(label, -DOUBLE_CLICK) < DOUBLE_CLICK:
+            return
+        self.click(label)
+        self._last_done[label] = time.monotonic()
 
     def _on_background_change(self, _snapshot: Snapshot) -> None:
         self.render()  # takes a fresh snapshot: a click may have come in between
+
+    def _button(self, label: str):
+        if label not in self._call_buttons:
+            button = self._widgets.Button(
+                description=label,
+                layout=self._widgets.Layout(width="auto"),
+                button_style="primary",
+            )
+            button.on_click(self._on_button)
+            self._call_buttons[label] = button
+        return self._call_buttons[label]
+
+    def _show_buttons(self, snapshot: Snapshot) -> None:
+        offered, pending = set(snapshot.next_steps), set(snapshot.pending)
+        buttons = []
+        for step in SCENARIOS[snapshot.scenario].steps:
+            button = self._button(step.label)
+            if step.label in offered:
+                button.disabled, button.button_style, button.icon = False, "primary", ""
+                button.tooltip = "make this call now"
+            elif step.label in pending:
+                button.disabled, button.button_style, button.icon = True, "warning", "hourglass"
+                button.tooltip = "blocked: see below for what will end the wait"
+            elif step.label in snapshot.taken:
+                button.disabled, button.button_style, button.icon = True, "", "check"
+                button.tooltip = "done"
+            else:
+                button.disabled, button.button_style, button.icon = True, "", ""
+                button.tooltip = "not possible yet"
+            buttons.append(button)
+        if tuple(buttons) != self.buttons.children:
+            self.buttons.children = tuple(buttons)
+
+    @property
+    def offered(self) -> list:
+        """The enabled call buttons, in the scenario's order (what a learner can click)."""
+        return [button for button in self.buttons.children if not button.disabled]
 
     # -- one render method ----------------------------------------------------------------
     def render(self) -> None:
@@ -159,28 +277,14 @@ class StepperWidget:
         if self._closed:
             return
         with self._render_lock:
-            if self.stepper._closed:
+            if self.stepper.closed:
                 return
             snapshot = self.snapshot = self.stepper.snapshot()
-            buttons = []
-            for label in snapshot.next_steps:
-                button = self._widgets.Button(
-                    description=label,
-                    layout=self._widgets.Layout(width="auto"),
-                    button_style="primary",
-                )
-                button.on_click(self._on_button)
-                buttons.append(button)
-            old = self.buttons.children
-            self.buttons.children = buttons
-            for button in old:
-                button.close()
-            self._status.value = self._status_html(snapshot)
+            self._show_buttons(snapshot)
+            self._status.value = self._status_html(snapshot, self.stepper.in_order)
             self.table.value = socket_table_html(snapshot)
-            self._explanation.value = (
-                f"<p><b>{html.escape(snapshot.step or 'Ready')}</b> → "
-                f"{html.escape(snapshot.result)}</p><p>{html.escape(snapshot.explanation)}</p>"
-                + packets_html(snapshot, self.stepper.packets_note)
+            self._explanation.value = explanation_html(snapshot) + packets_html(
+                snapshot, self.stepper.packets_note
             )
             self.timeline.value = timeline_png(
                 self.stepper.recording,
@@ -188,18 +292,16 @@ class StepperWidget:
             )
 
     @staticmethod
-    def _status_html(snapshot: Snapshot) -> str:
+    def _status_html(snapshot: Snapshot, in_order: bool) -> str:
+        mode = "in order" if in_order else "free order"
         if snapshot.pending:
-            waiting = ", ".join(snapshot.pending)
-            return (
-                f"<i>Blocked in a worker thread: {html.escape(waiting)}. It finishes by "
-                "itself when the kernel is ready.</i>"
-            )
+            waiting = "<br>".join(html.escape(text) for text in snapshot.waiting)
+            return f"<i>Blocked in a worker thread ({mode}).</i><br>{waiting}"
         if snapshot.finished:
             return "<i>Scenario finished: pick another one or press Reset.</i>"
         if not snapshot.next_steps:
             return "<i>Nothing can be done until a blocked call finishes.</i>"
-        return "<i>Click the next socket call.</i>"
+        return f"<i>Click the next socket call ({mode}).</i>"
 
     # -- lifetime ---------------------------------------------------------------------------
     def close(self) -> None:
@@ -208,9 +310,10 @@ class StepperWidget:
             return
         self._closed = True
         self.stepper.close()
-        for button in self.buttons.children:
-            button.close()
-        self.widget.close()
+        with self._render_lock:  # a background render finishes before its widgets go
+            for button in self._call_buttons.values():
+                button.close()
+            self.widget.close()
 
     def __enter__(self) -> StepperWidget:
         return self

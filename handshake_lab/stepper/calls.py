@@ -2,8 +2,10 @@
 
 `ScenarioSockets` owns one run's sockets (the listener, the clients, the accepted
 connections), reports every call it makes to the Recorder it is given, and turns a call
-into an `Outcome`: what it returned and a sentence told from the TCP model's transitions
-(tcp_model.narrate), never a canned string per step.
+into an `Outcome`: what it returned and one line per kernel action (`Action`: whose socket,
+the TCP model's phrase for what its kernel did, its state change), never a canned string per
+step. A call that did nothing the scenario goes on from (a refused connect(), an abandoned
+call) is marked `again`: the engine offers it again.
 
 Rules: no threads and no waiting here. A call that would block comes back as `Blocked` (the
 socket and the selector events it needs); whoever waits calls `complete()` once the socket
@@ -32,16 +34,66 @@ HOST = "127.0.0.1"
 
 
 @dataclasses.dataclass(frozen=True)
+class Action:
+    """One thing one kernel did in a step: whose socket, what it did, its state change."""
+
+    #: The lane of the socket that acted ('client', 'server 1', 'listener'), or 'server'
+    #: for the server's kernel where it holds no socket for the connection.
+    who: str
+    transition: tcp_model.Transition
+
+    @property
+    def did(self) -> str:
+        return self.transition.description
+
+    @property
+    def change(self) -> str:
+        """'CLOSED → SYN-SENT', or '' when the state stayed the same."""
+        before, after = self.transition.from_state, self.transition.to_state
+        return "" if before is after else f"{before.rfc_name} → {after.rfc_name}"
+
+    @property
+    def line(self) -> str:
+        """'client: sends a SYN ... (CLOSED → SYN-SENT).'"""
+        return f"{self.who}: {self.did}" + (f" ({self.change})" if self.change else "") + "."
+
+
+@dataclasses.dataclass(frozen=True)
 class Outcome:
     """What the learner reads after a step: the call, what it returned, and why."""
 
     step: str | None
     result: str
+    #: One line per kernel action (Action.line), then the `note`.
     explanation: str
     #: The flags of each segment the TCP model says the step put on the wire, in order.
     sent: tuple[str, ...] = ()
     #: The state the explanation claims for each lane once the kernel has settled.
     claims: tuple[tuple[str, TcpState], ...] = ()
+    #: What the kernels did, one Action each, in order.
+    actions: tuple[Action, ...] = ()
+    #: What the call itself did or waits for, beyond the kernels' actions ('' when nothing).
+    note: str = ""
+    #: True when the call did nothing the scenario goes on from (refused, abandoned): the
+    #: step is offered again.
+    again: bool = False
+
+
+def told(
+    step: str | None, result: str, actions=(), note: str = "", *, again: bool = False
+) -> Outcome:
+    """An Outcome whose explanation is one line per action, then the note."""
+    actions = tuple(actions)
+    lines = [action.line for action in actions] + ([note] if note else [])
+    return Outcome(step, result, "\n".join(lines), _sent(actions), (), actions, note, again)
+
+
+#: What a blocked call waits for.
+_WAITING = {
+    "connect": "connect() waits: the handshake has not finished",
+    "accept": "accept() waits: the accept queue holds no finished connection",
+    "recv": "recv() waits: nothing has arrived to read",
+}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -52,23 +104,13 @@ class Blocked:
     sock: socket.socket
     events: int
     finish: Callable[[], str]  # makes the call once the socket is ready; may raise OSError
-    transitions: tuple = ()  # what the model says the call put on the wire before blocking
+    actions: tuple[Action, ...] = ()  # what the kernels did before the call blocked
     retry_model: tcp_model.Connection | None = None  # set when the first SYN was dropped
 
     def outcome(self) -> Outcome:
-        """What the learner reads while the call waits."""
-        wire = tcp_model.narrate(list(self.transitions)) if self.transitions else ""
-        reasons = {
-            "connect": "connect() is waiting for the handshake to finish",
-            "accept": "accept() is waiting: the accept queue holds no finished connection",
-            "recv": "recv() is waiting: nothing has arrived to read",
-        }
-        return Outcome(
-            self.step.label,
-            "still blocked",
-            " ".join(filter(None, [wire, reasons[self.step.call] + "."])),
-            _sent(self.transitions),
-        )
+        """What the learner reads while the call waits (what will end the wait, as things
+        stand, is ScenarioSockets.until: the snapshot's `waiting`)."""
+        return told(self.step.label, "still blocked", self.actions, _WAITING[self.step.call] + ".")
 
 
 class ScenarioSockets:
@@ -78,7 +120,9 @@ class ScenarioSockets:
         self.scenario, self.recorder = scenario, recorder
         self.sockets: dict[str, socket.socket] = {}  # by step target: 'server', 'conn', ...
         self.lanes: dict[str, str] = {}  # step target -> the recorder's lane
-        self.models: dict[str, tcp_model.Connection] = {}
+        self.models: dict[str, tcp_model.Connection | None] = {}
+        #: A client target -> the lane of the server's side of its connection.
+        self.server_sides: dict[str, str] = {}
         self.accepted = 0
         self.listening = False
         listener = self.sockets["server"] = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
@@ -124,7 +168,8 @@ class ScenarioSockets:
     def perform(self, step: Step) -> Outcome | Blocked:
         """Make the call `step` names: its Outcome, or Blocked when it has to wait."""
         if step.call == "connect":
-            # The lane first, so the call is drawn on the lane its return and states use.
+            # A new socket (a failed connect's was closed), and its lane first, so the call
+            # is drawn on the lane its return and states use.
             sock = self.sockets[step.target] = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
             self.lanes[step.target] = self.recorder.track(sock, "client", remote=self.address)
         self.recorder.call(step.actor, self.lane_for(step), step.label)
@@ -134,9 +179,9 @@ class ScenarioSockets:
             return self._failed(step, error, ())
         if isinstance(made, Blocked):
             return made
-        result, transitions = made
+        result, actions = made
         self.recorder.returned(step.actor, self.lane_for(step), step.label, result)
-        return self._outcome(step, result, transitions)
+        return self._outcome(step, result, actions)
 
     def complete(self, blocked: Blocked) -> Outcome:
         """Make a blocked call now that its socket is ready."""
@@ -144,28 +189,47 @@ class ScenarioSockets:
         try:
             result = blocked.finish()
         except OSError as error:
-            return self._failed(step, error, blocked.transitions)
+            return self._failed(step, error, blocked.actions)
         self.recorder.returned(step.actor, self.lane_for(step), step.label, result)
-        transitions = list(blocked.transitions)
+        actions = list(blocked.actions)
         if blocked.retry_model is not None:
             # The first SYN was dropped; the kernel's retry timer sent it again.
-            transitions += _model_apply(lambda: blocked.retry_model.timeout("client"))
-        return self._outcome(step, result, transitions)
+            model = blocked.retry_model
+            actions += self._apply(model, lambda: model.timeout("client"))
+        return self._outcome(step, result, actions)
 
     def abandon(self, blocked: Blocked, why: str) -> Outcome:
-        """Give a blocked call up (cancelled, or out of time) and say so."""
+        """Give a blocked call up (cancelled, or out of time) and say so; it is offered again."""
         step = blocked.step
         self.recorder.failed(step.actor, self.lane_for(step), step.label, TimeoutError(why))
-        return Outcome(step.label, why, "The call was abandoned.")
+        note = "The call was abandoned; it is offered again."
+        if step.call == "connect":
+            self._drop_client(step.target)
+            note = "The call was abandoned and its socket closed; connect() is offered again."
+        return told(step.label, why, (), note, again=True)
 
-    def _failed(self, step: Step, error: OSError, transitions) -> Outcome:
+    def _failed(self, step: Step, error: OSError, actions) -> Outcome:
         self.recorder.failed(step.actor, self.lane_for(step), step.label, error)
-        return self._outcome(
-            step, f"raised {type(error).__name__}: {error.strerror or error}", transitions
+        result = f"raised {type(error).__name__}: {error.strerror or error}"
+        if step.call != "connect":
+            return self._outcome(step, result, actions)
+        # A socket whose connect() failed is of no more use: close it, as
+        # socket.create_connection() does, and offer connect() again on a new socket.
+        self.sockets[step.target].close()
+        note = (
+            f"The stepper closed that socket (no send() or recv() on it); {step.label} is "
+            "offered again and makes a new one."
         )
+        outcome = told(step.label, result, actions, note, again=True)
+        return dataclasses.replace(outcome, claims=self.claims())
 
-    def _outcome(self, step: Step, result: str, transitions) -> Outcome:
-        outcome = _outcome(step, result, transitions)
+    def _drop_client(self, target: str) -> None:
+        """Close a client whose connect() never finished; the model no longer follows it."""
+        self.sockets[target].close()
+        self.models[target] = None
+
+    def _outcome(self, step: Step, result: str, actions) -> Outcome:
+        outcome = _outcome(step, result, actions)
         return dataclasses.replace(outcome, claims=self.claims())
 
     def claims(self) -> tuple[tuple[str, TcpState], ...]:
@@ -178,11 +242,58 @@ class ScenarioSockets:
             claimed.append((self.lanes[target], model.end(end).state))
         return tuple(claimed)
 
+    # -- who did what -----------------------------------------------------------------------
+    def _apply(self, model: tcp_model.Connection | None, event: Callable[[], list]) -> list:
+        """Apply a model event; each transition as an Action naming the socket that acted."""
+        if model is None:
+            return []
+        try:
+            transitions = event()
+        except tcp_model.IllegalTransition:
+            return []  # the model has no rule for it; the kernel's states still tell
+        return [Action(self._who(model, t), t) for t in transitions]
+
+    def _who(self, model: tcp_model.Connection, transition: tcp_model.Transition) -> str:
+        states = {transition.from_state, transition.to_state}
+        if transition.end == "server" and states <= {TcpState.LISTEN, TcpState.CLOSED}:
+            # The listener itself, or the server's kernel holding no socket for this one.
+            return "listener" if TcpState.LISTEN in states else "server"
+        client = next(
+            (t for t, m in self.models.items() if m is model and t.startswith("client")), None
+        )
+        if client is None:
+            return transition.end
+        if transition.end == "client":
+            return self.lanes[client]
+        return self.server_sides.get(client, "server")
+
+    def until(self, blocked: Blocked) -> str:
+        """What will end a blocked call's wait, as things stand now (checked by tests)."""
+        if blocked.step.call == "connect":
+            return (
+                "Its kernel sends the SYN again on a timer; once a server.accept() makes room "
+                "in the accept queue, the next retry completes the handshake."
+            )
+        if blocked.step.call == "recv":
+            return "It returns when the other end sends data or closes."
+        if self.scenario.defer_accept is None:
+            return "A client's connect() puts a finished connection there, and accept() returns."
+        if any(model is not None for t, model in self.models.items() if t.startswith("client")):
+            return (
+                "TCP_DEFER_ACCEPT holds the connection back until data arrives: a client.send() "
+                "(or the deferral running out) completes it, and accept() returns."
+            )
+        return (
+            "TCP_DEFER_ACCEPT waits for data: a client's connect() and then its send() "
+            "complete a connection, and accept() returns."
+        )
+
     # -- the calls ----------------------------------------------------------------------------
     def _listen(self, step: Step):
         self.sockets["server"].listen(self.scenario.backlog)
         self.listening = True
-        return f"listening on port {self.address[1]}", tcp_model.Connection().listen()
+        model = tcp_model.Connection()
+        return f"listening on port {self.address[1]}", self._apply(model, model.listen)
 
     def _connect(self, step: Step):
         sock = self.sockets[step.target]
@@ -194,9 +305,19 @@ class ScenarioSockets:
         if self.listener_open:
             model.listen()
         self.models[step.target] = model
+        lanes_before = {view.lane for view in self.recorder.lane_states()}
         code = sock.connect_ex(self.address)
         self.recorder.client_port_known(sock, sock.getsockname())
-        transitions = _model_apply(model.connect)
+        # The recorder gives the server's side of the connection a lane of its own.
+        self.server_sides[step.target] = next(
+            (
+                view.lane
+                for view in self.recorder.lane_states()
+                if view.lane not in lanes_before and view.lane != self.lanes[step.target]
+            ),
+            "server",
+        )
+        actions = self._apply(model, model.connect)
         if code not in (0, errno.EINPROGRESS):  # the normal answer of a non-blocking connect
             raise OSError(code, errno.errorcode.get(code, str(code)))
 
@@ -210,7 +331,7 @@ class ScenarioSockets:
             sock,
             selectors.EVENT_WRITE,
             finish,
-            tuple(transitions),
+            tuple(actions),
             model if queue_full else None,
         )
 
@@ -249,8 +370,9 @@ class ScenarioSockets:
     def _send(self, step: Step):
         sent = self.sockets[step.target].send(step.data)
         model = self.models.get(step.target)
-        transitions = _model_apply(lambda: model.send(step.actor, sent)) if model else []
-        return f"{sent} bytes handed to the kernel", transitions
+        return f"{sent} bytes handed to the kernel", self._apply(
+            model, lambda: model.send(step.actor, sent)
+        )
 
     def _recv(self, step: Step):
         sock = self.sockets[step.target]
@@ -267,44 +389,37 @@ class ScenarioSockets:
     def _shutdown(self, step: Step):
         self.sockets[step.target].shutdown(socket.SHUT_WR)
         model = self.models.get(step.target)
-        transitions = _model_apply(lambda: model.shutdown(step.actor)) if model else []
-        return "this side will send no more", transitions
+        actions = self._apply(model, lambda: model.shutdown(step.actor))
+        return "this side will send no more", actions
 
     def _close(self, step: Step):
         self.sockets[step.target].close()
         if step.target == "server":
-            transitions = _model_apply(lambda: _listening_model().close("server"))
+            listening = _listening_model()
+            actions = self._apply(listening, lambda: listening.close("server"))
             for model in dict.fromkeys(m for m in self.models.values() if m is not None):
-                transitions += _model_apply(model.close_listener)
-            return "the listener is closed", transitions
+                actions += self._apply(model, model.close_listener)
+            return "the listener is closed", actions
         model = self.models.get(step.target)
-        transitions = _model_apply(lambda: model.close(step.actor)) if model else []
-        return "closed", transitions
+        return "closed", self._apply(model, lambda: model.close(step.actor))
 
 
-def _outcome(step: Step, result: str, transitions) -> Outcome:
-    if transitions:
-        explanation = tcp_model.narrate(list(transitions))
-    elif step.call in ("accept", "recv"):
+def _outcome(step: Step, result: str, actions) -> Outcome:
+    if actions:
+        return told(step.label, result, actions)
+    if step.call in ("accept", "recv"):
         # Not TCP events (see tcp_model): they only take what the kernel already holds.
-        explanation = (
+        note = (
             f"Nothing goes on the wire: {step.call}() only takes what the "
             "kernel already finished and holds for this socket."
         )
     else:
-        explanation = f"{step.label} {result}."
-    return Outcome(step.label, result, explanation, _sent(transitions))
+        note = f"{step.label} {result}."
+    return told(step.label, result, (), note)
 
 
-def _sent(transitions) -> tuple[str, ...]:
-    return tuple(t.sent.flags for t in transitions if t.sent is not None)
-
-
-def _model_apply(event: Callable[[], list]) -> list:
-    try:
-        return event()
-    except tcp_model.IllegalTransition:
-        return []  # the model has no rule for it; the kernel's states still tell
+def _sent(actions) -> tuple[str, ...]:
+    return tuple(a.transition.sent.flags for a in actions if a.transition.sent is not None)
 
 
 def _listening_model() -> tcp_model.Connection:

@@ -3,7 +3,7 @@
 Client and server live in this one process. Each step performs exactly one socket call
 (listen, connect, accept, send, recv or close; see `calls`) and returns a Snapshot: every
 lab socket with its kernel state, the listener's accept queue, what the call returned, and
-a sentence or two on what the kernels did on the wire.
+one line per kernel action (whose socket, what its kernel did, its state change).
 
 Rules:
 
@@ -16,6 +16,9 @@ Rules:
   never longer than STEP_BLOCK_TIMEOUT, so a notebook never freezes. cancel() stops that
   Background (the next blocked call gets a fresh one); a worker's error is raised again by
   wait(), cancel(), reset() or close().
+- A call that did nothing the scenario goes on from (a refused connect(), whose socket is
+  closed; an abandoned call) is offered again, so free order has no dead ends; a blocked
+  call's snapshot says what will end its wait (`Snapshot.waiting`).
 - One lock orders steps, workers' endings and snapshots. A step's snapshot is taken under
   the lock that performed the step, so a blocked call finishing meanwhile cannot replace it.
 
@@ -41,7 +44,7 @@ from ..net.background import Background
 from ..record.events import LaneState, Recording
 from ..record.recorder import Recorder
 from ..timeouts import poll_until
-from .calls import Blocked, Outcome, ScenarioSockets
+from .calls import Action, Blocked, Outcome, ScenarioSockets, told
 from .scenarios import Scenario, Step, scenario_named
 
 if TYPE_CHECKING:
@@ -83,6 +86,14 @@ class Snapshot:
     #: (lane, segments its socket sent and received since the step began), from TCP_INFO, for
     #: each socket held open; on every Linux machine, root or not.
     segments: tuple[tuple[str, SegmentCounts], ...] = ()
+    #: What the kernels did in the step, one Action each (the explanation's lines).
+    actions: tuple[Action, ...] = ()
+    #: What the call itself did or waits for, beyond the kernels' actions.
+    note: str = ""
+    #: For each blocked call, what will end its wait: "server.accept(): A client's ...".
+    waiting: tuple[str, ...] = ()
+    #: The steps taken so far (a refused connect() is not: it is offered again).
+    taken: tuple[str, ...] = ()
 
     def segments_of(self, lane: str) -> SegmentCounts | None:
         """What one lane's socket sent and received during the step (None: not counted)."""
@@ -92,15 +103,37 @@ class Snapshot:
         """The kernel state of one lane ('listener', 'client', 'server 1', ...)."""
         return next((view.state for view in self.sockets if view.lane == lane), None)
 
+    def note_of(self, view: LaneState) -> str:
+        """The words beside a lane's state: the listener's queue in words, else its status."""
+        if view.queue is not None and self.accept_queue is not None:
+            return self.queue_text()
+        return view.status
+
+    def queue_text(self) -> str:
+        """The accept queue in words, e.g. '1 waiting to be accepted; listen(0) admits up to 1'.
+
+        Linux counts the queue full only when its length exceeds the backlog, so listen(n)
+        admits n + 1 finished connections (measured on real sockets: tests/test_stepper.py).
+        """
+        queue = self.accept_queue
+        if queue is None:
+            return "nothing listens"
+        asked = scenario_named(self.scenario).backlog
+        backlog = f"listen({asked})"
+        if queue.maximum != asked:
+            backlog += f", capped at {queue.maximum} by net.core.somaxconn,"
+        return f"{queue.length} waiting to be accepted; {backlog} admits up to {queue.maximum + 1}"
+
     def as_text(self) -> str:
         lines = [f"after {self.step or 'nothing yet'}: {self.result}"]
         counted = dict(self.segments)
         for view in self.sockets:
-            # The RFC's name, with Linux's beside it where they differ, as the widget shows.
-            state = view.state.display_name if view.state else "not in the kernel"
+            # One word per state, the RFC's (the Linux name is in data-state / linux_name).
+            state = view.state.rfc_name if view.state else "not in the kernel"
             during = f"[{counted[view.lane]}]" if view.lane in counted else ""
-            lines.append(f"  {view.lane:<10} {state:<26} {during:<22} {view.status}".rstrip())
-        return "\n".join(lines + [self.explanation])
+            note = self.note_of(view)
+            lines.append(f"  {view.lane:<10} {state:<18} {during:<22} {note}".rstrip())
+        return "\n".join(lines + [self.explanation] + list(self.waiting))
 
 
 class _Waiting(NamedTuple):
@@ -161,7 +194,7 @@ class Stepper:
             calls = stack.enter_context(ScenarioSockets(scenario, recorder))
             sniffer, note = self._start_capture(stack, calls.address[1])
             workers = stack.enter_context(Background("stepper"))
-            start = Outcome(None, "nothing done yet", f"Scenario: {scenario.summary}")
+            start = told(None, "nothing done yet", (), f"Scenario: {scenario.summary}")
             return _Generation(
                 scenario, stack.pop_all(), recorder, calls, sniffer, note, workers, start
             )
@@ -191,8 +224,9 @@ class Stepper:
             run = self._run
         run.stack.close()  # without the lock: blocked workers take it on their way out
 
-    def reset(self, scenario: str | None = None) -> Snapshot:
-        """Start again (optionally with another scenario) with fresh sockets."""
+    def reset(self, scenario: str | None = None, *, in_order: bool | None = None) -> Snapshot:
+        """Start again (optionally with another scenario, or in or out of order) with fresh
+        sockets."""
         chosen = scenario_named(scenario) if scenario is not None else None
         self._require_open()
         fresh = self._open(chosen or self.scenario)
@@ -201,6 +235,8 @@ class Stepper:
                 old = fresh
             else:
                 old, self._run = self._run, fresh
+                if in_order is not None:
+                    self.in_order = in_order
         old.stack.close()  # its workers wake, find their generation replaced, and return
         self._require_open()
         return self.snapshot()
@@ -288,7 +324,7 @@ class Stepper:
                 run.packets_from = len(run.sniffer.segments)
             run.counts_before = {view.lane: view.segments for view in run.recorder.lane_states()}
             made = run.calls.perform(step)
-            run.last = self._wait_or_hand_over(run, made) if isinstance(made, Blocked) else made
+            _took(run, self._wait_or_hand_over(run, made) if isinstance(made, Blocked) else made)
             _settle(run)
             return self._snapshot(run)
 
@@ -330,11 +366,11 @@ class Stepper:
                 return  # reset() replaced the generation this call belonged to
             del run.pending[blocked.step.target]
             if workers.stopping.is_set():  # cancel() or close()
-                run.last = run.calls.abandon(blocked, "cancelled")
+                _took(run, run.calls.abandon(blocked, "cancelled"))
             elif not ready:
-                run.last = run.calls.abandon(blocked, f"gave up after {STEP_BLOCK_TIMEOUT:g} s")
+                _took(run, run.calls.abandon(blocked, f"gave up after {STEP_BLOCK_TIMEOUT:g} s"))
             else:
-                run.last = run.calls.complete(blocked)
+                _took(run, run.calls.complete(blocked))
                 _settle(run)
             changed = None if self.on_change is None or self._closed else self._snapshot(run)
         if changed is not None:
@@ -389,6 +425,13 @@ class Stepper:
             claims=last.claims,
             sent=last.sent,
             segments=_segments_during(run.counts_before, sockets),
+            actions=last.actions,
+            taken=tuple(run.taken),
+            note=last.note,
+            waiting=tuple(
+                f"{waiting.blocked.step.label}: {run.calls.until(waiting.blocked)}"
+                for waiting in run.pending.values()
+            ),
         )
 
     @staticmethod
@@ -401,6 +444,13 @@ class Stepper:
         expected = run.packets_from + len(run.last.sent)
         run.sniffer.wait_for(lambda segments: len(segments) >= expected, PACKET_GRACE)
         return tuple(run.sniffer.segments[run.packets_from :])
+
+
+def _took(run: _Generation, outcome: Outcome) -> None:
+    """The outcome is the step's last word; a step that must be taken again is offered again."""
+    run.last = outcome
+    if outcome.again and outcome.step in run.taken:
+        run.taken.remove(outcome.step)
 
 
 def _settle(run: _Generation) -> bool:
