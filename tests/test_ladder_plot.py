@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import subprocess
 import sys
 
@@ -32,8 +33,8 @@ def test_one_arrow_per_segment_between_two_lanes():
     ]
     assert len(artists.arrows) == len(artists.arrow_labels) == 3
     texts = [label.get_text() for label in artists.arrow_labels]
-    assert texts[0].startswith(f"SYN  seq={2**32 - 1}")
-    assert texts[1].startswith("SYN+ACK  seq=500 ack=0")
+    assert texts[0].startswith(f"SYN\nseq={2**32 - 1}\n")
+    assert texts[1].startswith("SYN+ACK\nseq=500 ack=0\n")
     assert texts[1].endswith("relative to ISN: seq=0 ack=1")
     assert texts[2].endswith("relative to ISN: seq=1 ack=1")
     # Arrows alternate direction: client (x=0) to server (x=1) and back, time going down.
@@ -132,9 +133,29 @@ def test_the_syn_and_syn_ack_show_their_real_options_without_overlapping_text():
     assert plot_ladder(segments, show_options=False).option_labels == []
 
 
+def test_labels_fit_between_the_lanes_on_an_opaque_box():
+    """No lane crosses a label, and an arrow passes behind its label, not through its text."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    segments = handshake_segments()
+    segments[2] = dataclasses.replace(segments[2], payload_len=65535)  # the widest first line
+    artists = plot_ladder(segments)
+    canvas = FigureCanvasAgg(artists.axes.figure)
+    canvas.draw()
+    left, right = (artists.axes.transData.transform((x, 0))[0] for x in (0.0, 1.0))
+    for label in artists.arrow_labels:
+        box = label.get_window_extent(canvas.get_renderer())
+        assert left < box.x0 and box.x1 < right, label.get_text()
+        patch = label.get_bbox_patch()
+        assert patch.get_alpha() in (None, 1) and patch.get_facecolor()[:3] == (1.0, 1.0, 1.0)
+        assert label.get_zorder() > artists.arrows[0].get_zorder()
+    assert artists.arrow_labels[2].get_text().startswith("ACK  len=65535\n")
+    assert _overlapping_texts(artists) == []
+
+
 def test_a_saved_syn_is_drawn_alone():
     syn = load_shipped_capture().segments[0]
     artists = plot_ladder([syn], show_times=False)
     assert len(artists.arrows) == 1 and len(artists.option_labels) == 1
-    assert [label.get_text().split("  ")[0] for label in artists.arrow_labels] == ["SYN"]
+    assert [label.get_text().split("\n")[0] for label in artists.arrow_labels] == ["SYN"]
     assert _overlapping_texts(artists) == []

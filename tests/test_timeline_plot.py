@@ -12,9 +12,14 @@ from handshake_lab.kernel.tcp_info import AcceptQueue
 from handshake_lab.model.states import TcpState
 from handshake_lab.record.events import CALL, ERROR, RETURN, Event, Recording
 from handshake_lab.show.timeline_plot import (
+    MAX_FIGURE_HEIGHT,
     NOT_ACCEPTED_HATCH,
     NOT_ACCEPTED_LABEL,
+    NOT_SAMPLED_HATCH,
+    NOT_SAMPLED_LABEL,
     TimelineArtists,
+    display_name,
+    lane_order,
     plot_timeline,
     state_colour,
     state_label,
@@ -121,6 +126,7 @@ def test_legend_names_each_state_present_once_rfc_then_linux():
         "SYN-RECEIVED (SYN_RECV)",
         "ESTABLISHED",
         NOT_ACCEPTED_LABEL,
+        NOT_SAMPLED_LABEL,
         "call made",
         "call returned",
         "still blocked",
@@ -253,7 +259,11 @@ def test_a_real_recording_shows_the_server_side_before_accept():
     assert artists.lanes == tuple(recording.lanes())
     assert {"listener", "client", "server 1"} <= set(artists.lanes)
     for lane in artists.lanes:
-        assert len(artists.bars[lane]) == sum(1 for s in recording.state_spans() if s.lane == lane)
+        sampled = [s for s in recording.state_spans() if s.lane == lane]
+        assert len(artists.bars[lane]) == len(artists.spans[lane]) >= len(sampled)
+        # Drawn from the first sample on, the not-sampled stretch before it.
+        assert artists.spans[lane][0].start_ns == sampled[0].start_ns
+        assert lane in artists.not_sampled
     assert len(artists.call_markers) == len(recording.call_spans())
     server_side = list(zip(artists.spans["server 1"], artists.bars["server 1"], strict=True))
     assert server_side[0][0].awaiting_accept and not server_side[0][0].accepted
@@ -261,6 +271,144 @@ def test_a_real_recording_shows_the_server_side_before_accept():
     labels = [text.get_text() for text in artists.legend.get_texts()]
     assert "ESTABLISHED" in labels and "LISTEN" in labels
     assert timeline_png(recording).startswith(b"\x89PNG")
+
+
+def test_a_lane_starts_when_its_socket_was_made_unsampled_until_the_first_sample():
+    artists = plot_timeline(handshake_before_accept(), ax=Figure().add_subplot())
+    made = {  # lane: (first known, first sample), in ms
+        "listener": (0.0, 1.0),  # listen(1) called
+        "client": (2.0, 2.0 + 1e-5),  # connect() called
+        "server 1": (2.0, 3.0),  # made during the client's connect()
+        "client 2": (9.0, 9.0),  # called and sampled at once: nothing unsampled
+    }
+    for lane, (start, sampled) in made.items():
+        if start == sampled:
+            assert lane not in artists.not_sampled
+            continue
+        bar = artists.not_sampled[lane]
+        assert bar.get_hatch() == NOT_SAMPLED_HATCH
+        (path,) = bar.get_paths()
+        assert (path.vertices[:, 0].min(), path.vertices[:, 0].max()) == pytest.approx(
+            (start, sampled)
+        )
+
+
+def test_a_call_on_a_not_accepted_socket_ends_its_hatching():
+    events = [
+        state(0, "server 1", TcpState.ESTABLISHED, accepted=False),
+        Event(2 * MS, CALL, "server 1", "recv()", "server"),
+        Event(3 * MS, RETURN, "server 1", "recv()", "server", "b''"),
+    ]
+    artists = plot_timeline(Recording.from_events(events, 0, 4 * MS), ax=Figure().add_subplot())
+    spans = [(s.start_ns, s.end_ns, s.accepted) for s in artists.spans["server 1"]]
+    assert spans == [(0, 2 * MS, False), (2 * MS, 4 * MS, True)]
+    assert [bar.get_hatch() for bar in artists.bars["server 1"]] == [NOT_ACCEPTED_HATCH, None]
+
+
+@pytest.mark.parametrize(
+    ("lanes", "ordered"),
+    [
+        (
+            ["client", "client 2", "listener", "server 1", "server 2"],
+            ["listener", "client", "server 1", "client 2", "server 2"],
+        ),
+        (
+            [*(f"client {n}" for n in range(2, 7)), "client", "listener", "server 3", "x"],
+            ["listener", "client", *(f"client {n}" for n in range(2, 7)), "server 3", "x"],
+        ),
+    ],
+)
+def test_lanes_are_ordered_listener_then_connections(lanes, ordered):
+    assert lane_order(lanes) == ordered
+
+
+def test_the_stepper_names_a_call_by_its_socket_which_the_row_already_says():
+    assert display_name("client.connect()") == "connect()"
+    assert display_name("server.accept() again") == "accept() again"
+    assert display_name("conn.send(b'a.b()')") == "send(b'a.b()')"
+    assert display_name("listen(128)") == "listen(128)"
+
+
+def test_repeated_calls_are_written_once_with_their_count():
+    events = [Event(0, CALL, "listener", "listen(5)", "server")]
+    for n in range(1, 7):
+        events += [
+            Event(n * MS, CALL, "listener", "accept()", "server"),
+            Event(n * MS + 100, RETURN, "listener", "accept()", "server"),
+        ]
+    artists = plot_timeline(Recording.from_events(events, 0, 8 * MS))
+    accepts = [m for m in artists.call_markers if m.call.name == "accept()"]
+    assert len(accepts) == 6 and {id(m.label) for m in accepts} == {id(accepts[0].label)}
+    assert accepts[0].label.get_text() == "accept() ×6"
+
+
+def test_many_lanes_fit_the_screen_with_calls_keyed_by_marker():
+    events = []
+    for n in range(1, 21):
+        client = "client" if n == 1 else f"client {n}"
+        events += [
+            Event(n * MS, CALL, client, "connect()", "client"),
+            Event(n * MS + 50_000, RETURN, client, "connect()", "client"),
+            state(n * MS + 60_000, client, TcpState.ESTABLISHED),
+            state(n * MS + 70_000, f"server {n}", TcpState.ESTABLISHED, accepted=False),
+        ]
+    artists = plot_timeline(Recording.from_events(events, 0, 30 * MS))
+    assert artists.figure.get_size_inches()[1] <= MAX_FIGURE_HEIGHT
+    assert artists.keyed and all(m.label is None for m in artists.call_markers)
+    assert [t.get_text() for t in artists.call_key.get_texts()][0] == "connect() ×20"
+    assert artists.lanes[:2] == ("client", "client 2")  # grouped: clients, then servers
+
+
+def paused_steps() -> Recording:
+    """Three steps a learner took 5 s and 14 s apart."""
+    second = 1_000_000_000
+    events = [
+        Event(1 * MS, CALL, "listener", "listen(1)", "server"),
+        Event(2 * MS, RETURN, "listener", "listen(1)", "server"),
+        state(3 * MS, "listener", TcpState.LISTEN),
+        Event(5 * second, CALL, "client", "connect()", "client"),
+        Event(5 * second + MS, RETURN, "client", "connect()", "client"),
+        state(5 * second + 2 * MS, "client", TcpState.ESTABLISHED),
+        Event(19 * second, CALL, "client", "close()", "client"),
+        Event(19 * second + MS, RETURN, "client", "close()", "client"),
+    ]
+    return Recording.from_events(events, 0, 19 * second + 3 * MS)
+
+
+def test_compressed_idle_stretches_are_cut_short_with_their_length_written():
+    recording = paused_steps()
+    artists = plot_timeline(recording, compress_idle_over=1.0)
+    assert [(cut.start_ns, cut.end_ns) for cut in artists.cuts] == [
+        (3 * MS, 5_000_000_000),
+        (5_000_000_000 + 2 * MS, 19_000_000_000),
+    ]
+    assert [cut.label.get_text() for cut in artists.cuts] == ["5.0 s", "14.0 s"]
+    assert artists.ax.get_xlabel().startswith("time since the first event (s)")
+    # Time runs from the first event, not from the recorder's start; each step gets room.
+    xs = [m.start.get_xdata()[0] for m in artists.call_markers]
+    low, high = artists.ax.get_xlim()
+    assert xs[0] == pytest.approx(0.0) and low < 0 < xs[1] - 0.2 < xs[2] - 0.4 < high
+    assert all(cut.width < 0.05 for cut in artists.cuts)
+    tick_labels = [t.get_text() for t in artists.ax.get_xticklabels()]
+    assert tick_labels == ["0", "4.999", "19.0"]  # each busy stretch, from the first event
+    plain = plot_timeline(recording)
+    assert plain.cuts == () and plain.unit == "ms"
+
+
+def test_nothing_idle_enough_draws_like_a_plain_timeline_from_the_first_event():
+    artists = plot_timeline(handshake_before_accept(), compress_idle_over=5.0)
+    assert artists.cuts == ()
+    assert artists.call_markers[0].start.get_xdata()[0] == pytest.approx(0.0)
+
+
+@pytest.mark.parametrize("bad", [0, -1, "1", True])
+def test_compress_idle_over_must_be_a_positive_number_of_seconds(bad):
+    with pytest.raises(ValueError, match="number of seconds"):
+        plot_timeline(handshake_before_accept(), compress_idle_over=bad)
+
+
+def test_timeline_png_passes_compress_idle_over_on():
+    assert timeline_png(paused_steps(), compress_idle_over=1.0).startswith(b"\x89PNG")
 
 
 def test_importing_the_module_does_not_import_matplotlib():

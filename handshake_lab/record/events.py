@@ -8,7 +8,9 @@ error). A state event carries typed fields, never words to parse back: `state` (
 (a listener's accept queue) and `gone` (the connection has left the kernel: its state is
 then CLOSED); `describe_lane` is the one place those fields become words. A Recording is
 the ordered list of events; from it come the state spans and call spans the plots draw, the
-text timeline the command line prints and a listener's accept-queue lengths. A Recording
+text timeline the command line prints and a listener's accept-queue lengths. Lanes are named
+by role and number ('listener', 'client', 'client 2', 'server 1', ...): the server's side of
+connection N is 'server N', made by the kernel during client N's connect(). A Recording
 round-trips through JSON, states by their Linux names.
 """
 
@@ -129,6 +131,15 @@ class LaneState(_KernelFields):
         return self.note
 
 
+def lane_role_and_number(lane: str) -> tuple[str, int]:
+    """A lane's role and number: 'client' is ('client', 1), 'client 2' ('client', 2),
+    'server 1' ('server', 1); a name that does not end in a number is number 1."""
+    role, _, number = lane.rpartition(" ")
+    if role and number.isdigit():
+        return role, int(number)
+    return lane, 1
+
+
 def describe_lane(queue: AcceptQueue | None, accepted: bool, gone: bool) -> str:
     """The words for a lane's queue, accepted and gone fields ('' when there is nothing)."""
     if gone:
@@ -222,6 +233,24 @@ class Recording:
                 CallSpan(c.lane, c.actor, c.name, c.time_ns, None, "still blocked") for c in calls
             )
         return sorted(spans, key=lambda span: span.call_ns)
+
+    def first_known_ns(self, lane: str) -> int | None:
+        """When the recording first knows of the lane's socket (None: no event on it).
+
+        That is the lane's first event; for the server's side of connection N it is client
+        N's first connect() call if that came earlier: the kernel makes that side during it.
+        """
+        times = [event.time_ns for event in self.events if event.lane == lane]
+        role, number = lane_role_and_number(lane)
+        if role == "server":
+            times += [
+                event.time_ns
+                for event in self.events
+                if event.kind == CALL
+                and event.name.endswith("connect()")
+                and lane_role_and_number(event.lane) == ("client", number)
+            ][:1]
+        return min(times, default=None)
 
     def states_of(self, lane: str) -> list[str]:
         """The states a lane went through, in order, by the Linux names ss prints."""

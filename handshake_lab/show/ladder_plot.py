@@ -1,12 +1,13 @@
 """Draw a ladder diagram of captured (or modelled) segments on a matplotlib Axes.
 
 Client on the left, server on the right, time downwards: one arrow per segment, labelled with
-its flags and seq/ack both absolute and relative to each side's ISN, and each end's state written
-beside its line after each segment. States come from ``states`` samples where they were measured
-(upright text) and from the TCP model elsewhere (italic text). Under the label of a SYN or
-SYN+ACK go the options it carried (MSS, SACK_PERM, TS, NOP, WS ...), named by
-``model.tcp_options``. Only the segments given are drawn: a saved-SYN capture (the SYN alone)
-draws one arrow, never the SYN+ACK and ACK it only counted.
+its flags and seq/ack both absolute and relative to each side's ISN (three short lines, which fit
+between the lanes, on an opaque box: the arrow passes behind the text, never through it), and
+each end's state written beside its line after each segment. States come from ``states``
+samples where they were measured (upright text) and from the TCP model elsewhere (italic
+text). Under the label of a SYN or SYN+ACK go the options it carried (MSS, SACK_PERM, TS,
+NOP, WS ...), named by ``model.tcp_options``. Only the segments given are drawn: a saved-SYN
+capture (the SYN alone) draws one arrow, never the SYN+ACK and ACK it only counted.
 Rules: matplotlib is imported only inside ``plot_ladder``; object API only (no pyplot, no show,
 no savefig, no rcParams); the caller gets the artists back.
 """
@@ -31,6 +32,13 @@ ARRIVAL_DROP = 0.7  # an arrow lands this many rows below where it leaves: time 
 ROW_HEIGHT, ROW_HEIGHT_WITH_OPTIONS = 0.75, 1.3
 #: An options line holds about this many characters: it must fit between the two lanes.
 OPTIONS_LINE_WIDTH = 34
+#: The options start this many points below the centre of a segment's three-line label.
+OPTIONS_BELOW_POINTS = 19
+#: Each segment's time is written this far left of the client's lane (which is at 0; the
+#: server's is at 1), clear of the client's states.
+TIMES_AT = -0.42
+#: Labels sit on an opaque box: the arrow passes behind the text, never through it.
+LABEL_BOX = {"facecolor": "white", "edgecolor": "none", "pad": 1.5}
 
 
 @dataclass
@@ -49,15 +57,16 @@ class LadderArtists:
 
 
 def _label(segment: Segment, isns: dict) -> str:
+    """Flags (and length), absolute seq/ack, relative seq/ack: three lines narrower than the
+    gap between the lanes."""
     relative_seq, relative_ack = relative_seq_ack(segment, isns)
     absolute = f"seq={segment.seq}"
     relative = f"seq={relative_seq}"
     if segment.has("ACK"):
         absolute += f" ack={segment.ack}"
         relative += f" ack={relative_ack}" if relative_ack is not None else ""
-    if segment.payload_len:
-        absolute += f" len={segment.payload_len}"
-    return f"{segment.flags}  {absolute}\nrelative to ISN: {relative}"
+    flags = segment.flags + (f"  len={segment.payload_len}" if segment.payload_len else "")
+    return f"{flags}\n{absolute}\nrelative to ISN: {relative}"
 
 
 def _measured_states(
@@ -160,7 +169,10 @@ def plot_ladder(
         from matplotlib.figure import Figure
 
         row_height = ROW_HEIGHT_WITH_OPTIONS if any(option_texts) else ROW_HEIGHT
-        ax = Figure(figsize=(8, 1.2 + row_height * len(segments))).add_subplot()
+        figure = Figure(figsize=(8, 1.2 + row_height * len(segments)))
+        # The axes are off: the whole figure is the ladder's, so the lanes get the width.
+        figure.subplots_adjust(left=0.02, right=0.98, bottom=0.02, top=0.98)
+        ax = figure.add_subplot()
     # Without a SYN (a capture started late) the first segment's sender is drawn on the left.
     syn = first_syn(segments) or segments[0]
     client, server = syn.src, syn.dst
@@ -200,7 +212,8 @@ def plot_ladder(
                 va="center",
                 fontsize=8,
                 color=colour,
-                bbox={"facecolor": "white", "edgecolor": "none", "alpha": 0.85, "pad": 1},
+                zorder=4,
+                bbox=LABEL_BOX,
             )
         )
         if option_texts[row]:
@@ -209,19 +222,20 @@ def plot_ladder(
                 ax.annotate(
                     option_texts[row],
                     xy=(0.5, row + ARRIVAL_DROP / 2),
-                    xytext=(0, -13),
+                    xytext=(0, -OPTIONS_BELOW_POINTS),
                     textcoords="offset points",
                     ha="center",
                     va="top",
                     fontsize=7,
                     color=colour,
-                    bbox={"facecolor": "white", "edgecolor": "none", "alpha": 0.85, "pad": 1},
+                    zorder=4,
+                    bbox=LABEL_BOX,
                 )
             )
         if show_times:
             time_text = _time_text(segment.time - start)
             artists.time_labels.append(
-                ax.text(-0.6, row, time_text, ha="right", va="center", fontsize=7)
+                ax.text(TIMES_AT, row, time_text, ha="right", va="center", fontsize=7)
             )
         for side, x, align, offset in (
             ("client", 0.0, "right", -0.04),
@@ -246,7 +260,7 @@ def plot_ladder(
                     style=style,
                 )
             )
-    ax.set_xlim(-0.85, 1.6)
+    ax.set_xlim(TIMES_AT - 0.2, 1.42)
     ax.set_ylim(bottom + 0.2, -1.0)  # time runs downwards
     ax.set_axis_off()
     return artists
