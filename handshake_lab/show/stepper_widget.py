@@ -27,6 +27,11 @@ from ..stepper.engine import Snapshot, Stepper
 from ..stepper.scenarios import SCENARIOS
 from .timeline_plot import timeline_png
 
+#: Seconds with nothing happening after which the timeline cuts the pause short (its length
+#: written on the cut): a learner reading, or a SYN retry's wait, never squeezes the steps.
+#: The kernel's own short waits (a delayed ACK, FIN-WAIT-1) stay drawn to scale.
+IDLE_GAP = 0.2
+
 #: Table cells never wrap ("server 1" on one line, "SYN-RECEIVED" in one piece).
 _CELL = "style='white-space:nowrap;padding:2px 12px 2px 0;vertical-align:top;text-align:left'"
 
@@ -289,6 +294,7 @@ class StepperWidget:
             self.timeline.value = timeline_png(
                 self.stepper.recording,
                 title=f"{SCENARIOS[snapshot.scenario].title}: kernel states and calls",
+                compress_idle_over=IDLE_GAP,
             )
 
     @staticmethod
