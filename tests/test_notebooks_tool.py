@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.util
+import json
 import re
 import subprocess
 import sys
@@ -108,16 +109,17 @@ def test_nav_skips_missing_notebooks_in_links(tmp_path):
     assert "(00-start-here.ipynb)" in nav and "[06 Closing →](06-closing.ipynb)" in nav
 
 
-def test_the_course_index_lists_every_notebook_with_its_goal(tmp_path):
+def test_the_course_index_gives_every_notebook_its_sentence_from_the_course_table(tmp_path):
     course(tmp_path, list(TITLES)[:3])
     tool.main(["--dir", str(tmp_path), "nav"])
     (index,) = sources(tmp_path / "00-start-here.ipynb", "course-index")
     assert index.splitlines()[-3:] == [
-        "- [00 Start here](00-start-here.ipynb): learn start-here.",
-        "- [01 Sockets and echo](01-sockets-and-echo.ipynb): learn sockets-and-echo.",
+        f"- [00 Start here](00-start-here.ipynb): {tool.COURSE['00-start-here']}",
+        f"- [01 Sockets and echo](01-sockets-and-echo.ipynb): {tool.COURSE['01-sockets-and-echo']}",
         "- [02 Where is the handshake?](02-where-is-the-handshake.ipynb): "
-        "learn where-is-the-handshake.",
+        f"{tool.COURSE['02-where-is-the-handshake']}",
     ]
+    assert "learn start-here" not in index  # not the notebook's own first lines
     cells = nbformat.read(tmp_path / "00-start-here.ipynb", as_version=4).cells
     assert [cell.metadata.get("tags", []) for cell in cells[:3]] == [
         ["navigation"],
@@ -160,7 +162,7 @@ def test_normalize_gives_the_canonical_form_and_is_idempotent(tmp_path):
             "language": "python",
             "name": "python3",
         },
-        "language_info": {"name": "python"},
+        "language_info": tool.LANGUAGE_INFO,
         "widgets": {"application/vnd.jupyter.widget-state+json": {}},
     }
     assert all(re.fullmatch(r"[0-9a-f]{8}", cell.id) for cell in notebook.cells)
@@ -243,6 +245,14 @@ def test_check_catches_an_unnormalized_notebook(tmp_path):
     assert "tools/notebooks.py normalize" in problem
 
 
+@pytest.mark.parametrize(("stem", "sentence"), list(tool.COURSE.items()))
+def test_every_notebook_has_one_whole_sentence_in_the_course_table(stem, sentence):
+    assert re.fullmatch(r"\d\d-[a-z0-9-]+", stem)
+    assert sentence[0].islower() and sentence.endswith(".")  # it follows "NN Title: "
+    assert ". " not in sentence and "\n" not in sentence and len(sentence) <= 200
+    assert not re.search(r"what you will learn|goal", sentence, re.IGNORECASE)
+
+
 @pytest.mark.parametrize(
     ("counts", "outputs", "expected"),
     [
@@ -278,9 +288,143 @@ def test_check_reports_execution_problems_with_what_to_run(tmp_path):
     assert problem.endswith("run `make notebooks-run`")
 
 
+# -- cells tagged prediction ---------------------------------------------------------------------
+def widget_view(model_id: str):
+    return new_output(
+        "display_data",
+        {
+            "text/plain": "Prediction(...)",
+            "application/vnd.jupyter.widget-view+json": {
+                "model_id": model_id,
+                "version_major": 2,
+                "version_minor": 0,
+            },
+        },
+    )
+
+
+def widget_model(**state):
+    return {"model_module": "@jupyter-widgets/controls", "model_name": "X", "state": state}
+
+
+def predicted_notebook():
+    """A prediction (a widget), its experiment and reveal, then a plain widget cell, as run."""
+    notebook = new_notebook(
+        cells=[
+            new_markdown_cell("# Start here"),
+            new_code_cell("x = 1", execution_count=1),
+            new_code_cell("p = Prediction('?', ['a', 'b'])", execution_count=2),
+            new_markdown_cell("Now the experiment."),
+            new_code_cell("print(p.reveal('seen', 1))", execution_count=3),
+            new_code_cell("slider", execution_count=4),
+        ]
+    )
+    for cell in (notebook.cells[2], notebook.cells[4]):
+        cell.metadata["tags"] = ["prediction"]
+    notebook.cells[2].outputs = [widget_view("box")]
+    notebook.cells[4].outputs = [new_output("stream", name="stdout", text="So the answer is: b\n")]
+    notebook.cells[5].outputs = [widget_view("slider")]
+    notebook.metadata["widgets"] = {
+        "application/vnd.jupyter.widget-state+json": {
+            "state": {
+                "box": widget_model(children=["IPY_MODEL_answer"], layout="IPY_MODEL_layout"),
+                "answer": widget_model(value="So the answer is: b"),
+                "layout": widget_model(),
+                "slider": widget_model(layout="IPY_MODEL_layout"),
+                "other": widget_model(),
+            },
+            "version_major": 2,
+            "version_minor": 0,
+        }
+    }
+    return notebook
+
+
+def test_normalize_stores_prediction_cells_without_outputs_or_counts():
+    notebook = tool.normalize(predicted_notebook())
+    code = [cell for cell in notebook.cells if cell.cell_type == "code"]
+    assert [cell.execution_count for cell in code] == [1, None, None, 2]  # 1..n again
+    assert [len(cell.outputs) for cell in code] == [0, 0, 0, 1]
+    models = notebook.metadata["widgets"]["application/vnd.jupyter.widget-state+json"]["state"]
+    # Only what the cleared outputs alone showed goes; the shared layout and the rest stay.
+    assert sorted(models) == ["layout", "other", "slider"]
+    text = tool.canonical_text(notebook)
+    assert "answer is" not in text
+    assert tool.canonical_text(tool.normalize(nbformat.reads(text, as_version=4))) == text
+    assert tool.execution_problems(notebook) == []
+    assert tool.prediction_problems(notebook) == []
+
+
+def test_clearing_predictions_keeps_an_out_of_order_run_visible():
+    notebook = predicted_notebook()
+    notebook.cells[1].execution_count = 5  # run again after everything else
+    notebook.cells[5].outputs = [
+        new_output("execute_result", {"text/plain": "7"}, execution_count=4)
+    ]
+    normalized = tool.normalize(notebook)
+    assert normalized.cells[5].execution_count == 2
+    assert normalized.cells[5].outputs[0]["execution_count"] == 2
+    (problem,) = tool.execution_problems(normalized)
+    assert problem.startswith("execution counts are [5, 2], not 1..2 in order")
+
+
+def test_check_names_the_notebook_and_cell_of_a_prediction_with_outputs(tmp_path):
+    course(tmp_path)
+    tool.write_navigation(tmp_path)
+    path = tmp_path / "04-backlog-and-the-accept-queue.ipynb"
+    notebook = nbformat.read(path, as_version=4)
+    cell = notebook.cells[3]  # cells: navigation, title, code, code, navigation
+    cell.metadata["tags"] = ["prediction"]
+    nbformat.write(notebook, path)
+    problems = tool.check(tmp_path)
+    named = [p for p in problems if "is tagged prediction" in p]
+    assert named == [
+        f"{path}: cell 4 (id {cell.id}) is tagged prediction but has stored outputs or an "
+        "execution count, which show the answer before the learner commits: run "
+        "`python tools/notebooks.py normalize` (or `make notebooks-run`)"
+    ]
+    assert tool.main(["--dir", str(tmp_path), "normalize"]) == 0
+    assert tool.check(tmp_path) == []
+
+
+ASK_THE_KERNEL = """
+import json, sys
+from jupyter_client.manager import start_new_kernel
+manager, client = start_new_kernel(kernel_name="python3", extra_arguments=sys.argv[1:])
+try:
+    info = client.kernel_info(reply=True, timeout=60)["content"]["language_info"]
+    executed = client.execute_interactive("x = 1", timeout=60)["content"]["execution_count"]
+finally:
+    client.stop_channels()
+    manager.shutdown_kernel(now=True)
+print(json.dumps({"language_info": info, "execution_count": executed}))
+"""
+
+
+def test_the_stored_language_info_is_what_the_course_kernel_reports():
+    """JupyterLab marks a notebook modified when the kernel's language_info differs from it."""
+    config = ROOT / "lab-settings" / "ipython_kernel_config.py"
+    result = subprocess.run(
+        [sys.executable, "-c", ASK_THE_KERNEL, f"--config={config}"],
+        capture_output=True,
+        text=True,
+        timeout=tool.CELL_TIMEOUT_SECONDS,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    answer = json.loads(result.stdout.splitlines()[-1])
+    assert answer["language_info"] == tool.LANGUAGE_INFO
+    assert answer["execution_count"] == 1  # the config's line took no number
+    stored = tool.normalize(new_notebook()).metadata["language_info"]
+    assert stored == answer["language_info"]
+
+
 def test_run_executes_in_place_in_the_notebooks_directory(tmp_path):
     path = write_notebook(tmp_path, "00-start-here", executed=False)
     notebook = nbformat.read(path, as_version=4)
+    prediction = new_code_cell("print('So the answer is: 42')")
+    prediction.metadata["tags"] = ["prediction"]
+    notebook.cells.append(prediction)
     notebook.cells.append(new_code_cell("import os; os.path.basename(os.getcwd())"))
     nbformat.write(notebook, path)
     result = subprocess.run(
@@ -295,9 +439,10 @@ def test_run_executes_in_place_in_the_notebooks_directory(tmp_path):
     assert re.search(r"^\s*\d+\.\d s  total for 1 notebooks$", result.stdout, re.MULTILINE)
     cells = nbformat.read(path, as_version=4).cells
     code = [cell for cell in cells if cell.cell_type == "code"]
-    assert [cell.execution_count for cell in code] == [1, 2, 3]
+    assert [cell.execution_count for cell in code] == [1, 2, None, 3]
     assert code[0].outputs[0]["text"] == "hello\n"
-    assert code[2].outputs[0]["data"]["text/plain"] == repr(tmp_path.name)
+    assert code[2].outputs == []  # it ran, but stores nothing
+    assert code[3].outputs[0]["data"]["text/plain"] == repr(tmp_path.name)
     assert cells[0].metadata["tags"] == ["navigation"]
     assert tool.execution_problems(nbformat.read(path, as_version=4)) == []
     assert [p for p in tool.check(tmp_path) if "00-start-here" in p] == []

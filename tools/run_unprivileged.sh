@@ -3,9 +3,9 @@
 # unprivileged user, which is what a Binder learner is: no root, no CAP_NET_RAW.
 #
 # As root (CI, `make test-unprivileged`): copies the repository (without .venv and .git) to a
-# temp dir owned by uid 65534, builds a venv there from requirements.txt with
-# `python3 -m venv` (as root, so pip's cache is used; the user can read it but not change
-# it, like a system install), installs handshake_lab editable from the copy, and then runs
+# temp dir owned by uid 65534, builds a venv there from requirements-dev.txt (the course and
+# its test tools) with `python3 -m venv` (as root, so pip's cache is used; the user can read
+# it but not change it, like a system install), installs handshake_lab editable from the copy, and then runs
 # everything as uid 65534 with HOME in the temp dir. As any other user: runs the same two
 # test commands directly with the project's .venv.
 #
@@ -49,7 +49,7 @@ PY3=$(python3 -c 'import os, sys; print(os.path.realpath(sys.executable))')
 make_work_dir unprivileged
 let_user_run "$PY3"
 copy_repository
-build_venv "$PY3" requirements.txt
+build_venv "$PY3" requirements-dev.txt
 "$WORK/venv/bin/python" -m pip install --quiet --no-deps --editable "$WORK/repo"
 chown -R "$UNPRIVILEGED_UID:$UNPRIVILEGED_UID" "$WORK/home" "$WORK/tmp" "$WORK/repo"
 
