@@ -83,6 +83,7 @@ _EXPORTS = {
     # show: figures and widgets (matplotlib and ipywidgets are imported when one is used)
     "plot_timeline": "show.timeline_plot",
     "plot_ladder": "show.ladder_plot",
+    "plot_accept_queue": "show.queue_plot",
     "StepperWidget": "show.stepper_widget",
     "Prediction": "show.prediction",
     # the host

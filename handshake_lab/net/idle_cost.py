@@ -45,7 +45,8 @@ class IdleCost:
         return None if total is None else total / self.connections
 
     def __str__(self) -> str:
-        text = f"{self.server}: {self.connections} idle connections, {self.threads_added:+d} threads"
+        text = f"{self.server}: {self.connections} idle connections, "
+        text += f"{self.threads_added:+d} threads"
         if self.memory_added is not None and self.address_space_added is not None:
             in_use = self.per_connection(self.memory_added) / 1024
             reserved = self.per_connection(self.address_space_added) / 1024
@@ -96,5 +97,7 @@ def measure_idle_connections(server_class, connections: int = 100) -> IdleCost:
     if memory_before is None or memory_after is None:
         in_use = reserved = None
     else:
-        in_use, reserved = (after - before for after, before in zip(memory_after, memory_before))
+        in_use, reserved = (
+            after - before for after, before in zip(memory_after, memory_before, strict=True)
+        )
     return IdleCost(server_class.__name__, connections, threads_added, in_use, reserved)
