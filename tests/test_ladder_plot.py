@@ -159,3 +159,11 @@ def test_a_saved_syn_is_drawn_alone():
     assert len(artists.arrows) == 1 and len(artists.option_labels) == 1
     assert [label.get_text().split("\n")[0] for label in artists.arrow_labels] == ["SYN"]
     assert _overlapping_texts(artists) == []
+
+
+def test_segments_a_second_in_and_microseconds_apart_say_how_far_apart_they_are():
+    from handshake_lab.show.ladder_plot import _time_text
+
+    assert _time_text(1.009002, 1.009001) == "+1.009 s\n(+1 µs)"
+    assert _time_text(1.009002, 0.000012) == "+1.009 s"
+    assert _time_text(0.000012, 0.0) == "+12 µs"

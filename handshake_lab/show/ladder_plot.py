@@ -139,10 +139,13 @@ def states_with_losses(segments: list[Segment], lost: Collection[int]) -> list:
     return [(step.client_state, step.server_state) for step in ladder]
 
 
-def _time_text(offset: float) -> str:
-    if offset >= 0.1:
-        return f"+{offset:.3f} s"
-    return f"+{offset * 1e6:.0f} µs"
+def _time_text(offset: float, previous: float | None = None) -> str:
+    """A segment's time from the first; one that would read the same as the previous one (two
+    segments within a millisecond, a second in) also says how long after it it came."""
+    text = f"+{offset:.3f} s" if offset >= 0.1 else f"+{offset * 1e6:.0f} µs"
+    if previous is not None and offset >= 0.1 and text == _time_text(previous):
+        text += f"\n(+{(offset - previous) * 1e6:.0f} µs)"
+    return text
 
 
 def plot_ladder(
@@ -233,7 +236,8 @@ def plot_ladder(
                 )
             )
         if show_times:
-            time_text = _time_text(segment.time - start)
+            previous = segments[row - 1].time - start if row else None
+            time_text = _time_text(segment.time - start, previous)
             artists.time_labels.append(
                 ax.text(TIMES_AT, row, time_text, ha="right", va="center", fontsize=7)
             )
