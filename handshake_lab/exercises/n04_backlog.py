@@ -18,7 +18,6 @@ exceptions become feedback, never a traceback.
 from __future__ import annotations
 
 import socket
-from collections import Counter
 from collections.abc import Callable
 
 from ..kernel.lookup import socket_state
@@ -27,6 +26,7 @@ from ..model.states import TcpState
 from ..net.clients import close, finish_connect, start_connect
 from ..net.server import LoopbackServer
 from ..timeouts import SHORT_TIMEOUT, poll_until
+from .attempts import Attempts
 from .feedback import Feedback
 
 #: The backlogs check() tries.
@@ -94,17 +94,13 @@ HINTS = {
     ),
 }
 
-_failed_tries: Counter[str] = Counter()
+#: The learner's tries so far, kept between runs of the exercise cell.
+ATTEMPTS = Attempts()
 
 
 def reset_hints() -> None:
     """Start the hints over, as for a learner who has not tried yet."""
-    _failed_tries.clear()
-
-
-def _hint(mistake: str, **facts) -> str:
-    level = min(_failed_tries[mistake], len(HINTS[mistake]) - 1)
-    return HINTS[mistake][level].format(**facts)
+    ATTEMPTS.reset()
 
 
 def one_more_syn_dropped(address) -> bool:
@@ -189,13 +185,11 @@ def check(fill_accept_queue: Callable) -> Feedback:
     if not callable(fill_accept_queue):
         feedback.expect(False, "", "pass your function itself: check(fill_accept_queue)")
         return feedback
-    mistakes = set()
+    hints: dict[str, str] = {}  # one rung per mistake per check, however many backlogs hit it
     for backlog in BACKLOGS:
         measured, mistake, facts = _judge(fill_accept_queue, backlog)
-        hint = _hint(mistake, **facts) if mistake else ""
-        feedback.expect(not mistake, measured, f"{measured}. {hint}")
-        if mistake:
-            mistakes.add(mistake)
-    for mistake in mistakes:  # the next try at the same mistake gets a more specific hint
-        _failed_tries[mistake] += 1
+        if mistake and mistake not in hints:
+            ladder = [hint.format(**facts) for hint in HINTS[mistake]]
+            hints[mistake] = ATTEMPTS.hint(mistake, ladder)
+        feedback.expect(not mistake, measured, f"{measured}. {hints.get(mistake, '')}")
     return feedback
