@@ -98,10 +98,19 @@ _JS_NOTEBOOK_READY = """
 }
 """
 
+# Loaded and restored: a document opened before the layout is restored (here: reset) may be
+# closed again by the restorer.
 _JS_LAB_READY = """
-() => !!window.jupyterapp && !!window.jupyterapp.shell
-  && window.jupyterapp.commands.hasCommand('docmanager:open')
-  && window.jupyterapp.commands.hasCommand('notebook:run-all-cells')
+() => {
+  const app = window.jupyterapp;
+  if (!app || !app.shell || !app.restored) return false;
+  if (window.__hlRestored === undefined) {
+    window.__hlRestored = false;
+    app.restored.then(() => { window.__hlRestored = true; });
+  }
+  return window.__hlRestored && app.commands.hasCommand('docmanager:open')
+    && app.commands.hasCommand('notebook:run-all-cells');
+}
 """
 
 _JS_START_OPEN = """
