@@ -82,6 +82,10 @@ class JupyterLab:
         """The URL that opens `name` in full JupyterLab, ignoring any saved workspace."""
         return f"{self.base_url}/lab/tree/{name}?reset&token={self.token}"
 
+    def lab_url(self) -> str:
+        """The URL of JupyterLab with no document open, ignoring any saved workspace."""
+        return f"{self.base_url}/lab?reset&token={self.token}"
+
     def path(self, name: str) -> Path:
         return self.root_dir / name
 
@@ -123,6 +127,12 @@ class JupyterLab:
         )
         notification.parent.mkdir(parents=True)
         notification.write_text(json.dumps({"fetchNews": "false", "checkForUpdates": False}))
+        # Every cell in the page, in view or not, so that what the tests read (the page's text)
+        # and the whole-notebook screenshots hold every cell. (The default windowing attaches
+        # cells out of view only later; the cells' content is the same.)
+        tracker = notification.parents[1] / "notebook-extension" / "tracker.jupyterlab-settings"
+        tracker.parent.mkdir(parents=True)
+        tracker.write_text(json.dumps({"windowingMode": "none"}))
         env["JUPYTER_RUNTIME_DIR"] = str(self.runtime_dir)
         self.port = free_loopback_port()
         command = [
@@ -169,6 +179,38 @@ class JupyterLab:
                 return answer.status == 200
         except (urllib.error.URLError, ConnectionError, TimeoutError, OSError):
             return False
+
+    def log_size(self) -> int:
+        """How many bytes the server log holds now: where a test's own part of it starts."""
+        try:
+            return self.log_path.stat().st_size
+        except OSError:
+            return 0
+
+    def log_since(self, offset: int) -> str:
+        """The server log from byte `offset` on: JupyterLab's lines and its kernels' stderr."""
+        try:
+            with open(self.log_path, "rb") as log:
+                log.seek(offset)
+                return log.read().decode(errors="replace")
+        except OSError:
+            return ""
+
+    def shutdown_kernels(self) -> None:
+        """End every session and kernel this server runs (REST), so that finished tests cost
+        nothing; a session's end shuts its kernel down."""
+        for kind in ("sessions", "kernels"):
+            with contextlib.suppress(OSError, urllib.error.URLError, ValueError):
+                with urllib.request.urlopen(
+                    f"{self.base_url}/api/{kind}?token={self.token}", timeout=5
+                ) as answer:
+                    running = json.load(answer)
+                for each in running:
+                    request = urllib.request.Request(
+                        f"{self.base_url}/api/{kind}/{each['id']}?token={self.token}",
+                        method="DELETE",
+                    )
+                    urllib.request.urlopen(request, timeout=LAB_STOP_TIMEOUT).close()
 
     def log_tail(self, lines: int = 40) -> str:
         try:

@@ -6,7 +6,12 @@ import json
 import struct
 
 import pytest
-from kernel_frames import callback_error, decode_kernel_message
+from kernel_frames import (
+    callback_error,
+    decode_kernel_message,
+    server_log_problems,
+    widget_control_comm_id,
+)
 
 
 def _v1_frame(channel: str, *json_parts: dict, buffers: tuple[bytes, ...] = ()) -> bytes:
@@ -76,12 +81,42 @@ def test_stderr_traceback_from_a_widget_callback_is_reported_and_cut_at_500_char
     assert callback_error(message) == f"comm_msg stderr: {text[:500]}"
 
 
+def test_no_such_comm_on_stderr_after_a_click_is_reported():
+    # What a double click on a step button whose widget the kernel had closed gave.
+    text = "No such comm: b2b1307a092a456991586dc3c8d7a35c\n"
+    message = _message("iopub", "stream", "comm_msg", {"name": "stderr", "text": text})
+    assert callback_error(message) == f"comm_msg stderr: {text}"
+
+
+def _control_open(comm_id: str) -> dict:
+    content = {"comm_id": comm_id, "target_name": "jupyter.widget.control", "data": {}}
+    return _message("shell", "comm_open", None, content)
+
+
+def test_the_widget_managers_control_comm_is_recognised_by_its_target():
+    assert widget_control_comm_id(_control_open("c1")) == "c1"
+    other = _control_open("c2")
+    other["content"]["target_name"] = "jupyter.widget"
+    assert widget_control_comm_id(other) is None
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["No such comm target registered: jupyter.widget.control\n", "No such comm: c1\n"],
+)
+def test_the_kernels_answer_to_the_control_comm_is_not_an_error(text):
+    message = _message("iopub", "stream", "comm_msg", {"name": "stderr", "text": text})
+    assert callback_error(message, {"c1"}) is None
+    # The same text about any other comm is one.
+    if "c1" in text:
+        assert callback_error(message, {"c9"}) == f"comm_msg stderr: {text}"
+
+
 @pytest.mark.parametrize(
     "message",
     [
         # A cell's own error: checked on the notebook model, which knows raises-exception.
         _message("iopub", "error", "execute_request", {"ename": "E", "evalue": "v"}),
-        _message("iopub", "stream", "comm_msg", {"name": "stderr", "text": "a warning\n"}),
         _message("iopub", "stream", "comm_msg", {"name": "stdout", "text": "Traceback"}),
         _message("iopub", "status", "comm_msg", {"execution_state": "idle"}),
         _message("shell", "error", "comm_msg", {"ename": "E", "evalue": "v"}),
@@ -101,3 +136,32 @@ def test_a_binary_error_frame_reads_through_to_its_report():
         {"ename": "ValueError", "evalue": "bad step"},
     )
     assert callback_error(decode_kernel_message(frame)) == "comm_msg: ValueError: bad step"
+
+
+#: Lines a clean run of JupyterLab 4.6 wrote to its log here: none is a problem.
+CLEAN_SERVER_LOG = """\
+[I 2026-12-02 05:32:35.924 ServerApp] Serving notebooks from local directory: /tmp/x/notebooks
+[W 2026-12-02 05:32:43.758 ServerApp] Notebook 03-step-through.ipynb is not trusted
+[I 2026-12-02 05:32:45.548 ServerApp] Kernel started: 4b205e5f-73e5-4e4c-85ed-69042d3d3228
+[IPKernelApp] WARNING | Kernel is running over TCP without encryption.
+[W 2026-12-02 05:32:46.579 ServerApp] The websocket_ping_timeout (90000) cannot be longer
+"""
+
+
+def test_a_clean_server_log_has_no_problems():
+    assert server_log_problems(CLEAN_SERVER_LOG) == []
+
+
+@pytest.mark.parametrize(
+    "line",
+    [
+        "Traceback (most recent call last):",
+        "No such comm: b2b1307a092a456991586dc3c8d7a35c",
+        "Error: Comm not found for comm id 1234",
+        "[E 2026-12-02 05:33:15.949 ServerApp] Uncaught exception GET /api/kernels",
+        "[IPKernelApp] ERROR | Exception in message handler:",
+    ],
+)
+def test_each_kind_of_problem_line_is_reported_once_with_its_meaning(line):
+    problems = server_log_problems(CLEAN_SERVER_LOG + line + "\n")
+    assert len(problems) == 1 and problems[0].endswith(line), problems
