@@ -89,6 +89,7 @@ _EXPORTS = {
     # the host
     "doctor": "host",
     "what_this_machine_shows": "host",
+    "FoldedDetails": "host",
 }
 
 __all__ = sorted(_EXPORTS)

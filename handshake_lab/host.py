@@ -7,6 +7,7 @@ from the platform's name. `python -m handshake_lab doctor` prints it; the course
 from __future__ import annotations
 
 import dataclasses
+import html
 import os
 import platform
 import socket
@@ -230,6 +231,24 @@ def what_this_machine_shows(report: list[Capability]) -> str:
     defer = "works here." if works("TCP_DEFER_ACCEPT") else "not shown here (the details say why)."
     lines.append(f"TCP_DEFER_ACCEPT (notebook 04): {defer}")
     return "\n".join(lines)
+
+
+class FoldedDetails:
+    """The doctor's lines, folded: a notebook shows a summary line to click open (an HTML
+    <details>, which stays folded when the cell runs again); plain text shows every line."""
+
+    def __init__(self, report: list[Capability]) -> None:
+        self.lines = [capability.line() for capability in report]
+
+    def __repr__(self) -> str:
+        return "\n".join(self.lines)
+
+    def _repr_html_(self) -> str:
+        body = html.escape("\n".join(self.lines))
+        return (
+            "<details><summary>The details: one line per capability, with what you get "
+            f"instead where one is missing (click to unfold)</summary><pre>{body}</pre></details>"
+        )
 
 
 def doctor() -> list[Capability]:

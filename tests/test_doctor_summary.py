@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from handshake_lab.host import Capability, doctor, what_this_machine_shows
+from handshake_lab.host import Capability, FoldedDetails, doctor, what_this_machine_shows
 
 
 def report(*, states=True, tier="live", lost=True, defer=True) -> list[Capability]:
@@ -52,3 +52,11 @@ def test_this_machine_gets_a_summary_of_its_real_report():
         "Lost segments (notebook 08)",
         "TCP_DEFER_ACCEPT (notebook 04)",
     ]
+
+
+def test_the_details_fold_in_a_notebook_and_print_whole_as_text():
+    details = FoldedDetails(report(lost=False))
+    assert repr(details).splitlines()[0] == "[yes] platform: Linux"
+    assert "[no ] lost segments: x" in repr(details)
+    html = details._repr_html_()
+    assert html.startswith("<details><summary>") and "[no ] lost segments: x" in html

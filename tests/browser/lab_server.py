@@ -115,22 +115,14 @@ class JupyterLab:
             env[var] = str(self.workdir / sub)
             (self.workdir / sub).mkdir()
         self.runtime_dir.mkdir()
-        # No "get notified about Jupyter news?" toast over the screenshots, and no news fetch.
-        notification = (
-            self.workdir
-            / "jupyter-config"
-            / "lab"
-            / "user-settings"
-            / "@jupyterlab"
-            / "apputils-extension"
-            / "notification.jupyterlab-settings"
-        )
-        notification.parent.mkdir(parents=True)
-        notification.write_text(json.dumps({"fetchNews": "false", "checkForUpdates": False}))
+        # The course's own settings (lab-settings/overrides.json, installed into this Python's
+        # environment by tools/install_lab_settings.sh) turn the "get Jupyter news?" pop-up
+        # off: the tests rely on them, as learners do, and check the pop-up never shows.
+        user_settings = self.workdir / "jupyter-config" / "lab" / "user-settings" / "@jupyterlab"
         # Every cell in the page, in view or not, so that what the tests read (the page's text)
         # and the whole-notebook screenshots hold every cell. (The default windowing attaches
         # cells out of view only later; the cells' content is the same.)
-        tracker = notification.parents[1] / "notebook-extension" / "tracker.jupyterlab-settings"
+        tracker = user_settings / "notebook-extension" / "tracker.jupyterlab-settings"
         tracker.parent.mkdir(parents=True)
         tracker.write_text(json.dumps({"windowingMode": "none"}))
         env["JUPYTER_RUNTIME_DIR"] = str(self.runtime_dir)

@@ -80,6 +80,23 @@ def test_notebook_as_stored_shows_no_answer(course_notebook, lab_page):
     )
 
 
+#: Once the kernel has answered, the notebook is what the file holds: not modified, and no
+#: "get Jupyter news?" pop-up over it (both set by the course: tools/notebooks.py's canonical
+#: form and lab-settings/).
+_JS_MODIFIED_AND_NEWS = """async () => {
+  const panel = window.jupyterapp.shell.currentWidget;
+  await panel.sessionContext.session.kernel.info;
+  return [panel.context.model.dirty, document.body.innerText.includes('Jupyter news')];
+}"""
+
+
+def test_notebook_opens_unmodified_with_no_news_pop_up(course_notebook, lab_page):
+    lab_page.open_notebook(course_notebook)
+    modified, news = lab_page.page.evaluate(_JS_MODIFIED_AND_NEWS)
+    assert not modified, f"{course_notebook} shows as modified as soon as its kernel starts"
+    assert not news, "JupyterLab asks about Jupyter news over the notebook"
+
+
 def test_notebook_runs_all_cells(course_notebook, lab_page, saved_notebooks_dir, nbval_args):
     if course_notebook == STEPPER_NOTEBOOK:
         pytest.skip("run with the stepper clicked through in test_stepper_in_jupyterlab.py")
