@@ -210,41 +210,20 @@ def plot_accept_queue(
         ax.set_title(title)
 
     order = [TcpState.SYN_SENT, TcpState.SYN_RECEIVED, TcpState.ESTABLISHED]
+
+    def marker(symbol: str, size: int, label: str, **colours) -> Line2D:
+        return Line2D(
+            [], [], marker=symbol, markersize=size, linestyle="none", label=label, **colours
+        )
+
     handles = [
         Line2D([], [], color=QUEUE_COLOUR, linewidth=2, label=QUEUE_LABEL),
-        Line2D(
-            [],
-            [],
-            marker="v",
-            markersize=9,
-            color=QUEUE_COLOUR,
-            markeredgecolor="white",
-            linestyle="none",
-            label=ACCEPT_LABEL,
-        ),
-        Line2D(
-            [],
-            [],
-            marker="X",
-            markersize=11,
-            color=DROPPED_COLOUR,
-            markeredgecolor="white",
-            linestyle="none",
-            label=DROPPED_LABEL,
-        ),
+        marker("v", 9, ACCEPT_LABEL, color=QUEUE_COLOUR, markeredgecolor="white"),
+        marker("X", 11, DROPPED_LABEL, color=DROPPED_COLOUR, markeredgecolor="white"),
     ]
     if connected is not None:
         handles.append(
-            Line2D(
-                [],
-                [],
-                marker="o",
-                markersize=11,
-                color=ANSWERED_COLOUR,
-                markerfacecolor="white",
-                linestyle="none",
-                label=ANSWERED_LABEL,
-            )
+            marker("o", 11, ANSWERED_LABEL, color=ANSWERED_COLOUR, markerfacecolor="white")
         )
     handles += [
         Patch(
