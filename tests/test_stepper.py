@@ -527,3 +527,21 @@ def test_free_order_is_a_checkbox_that_starts_the_scenario_again():
         lanes = [view.lane for view in widget.snapshot.sockets]
         assert "client 2" not in lanes, f"connect() was taken twice: {lanes}"
         assert "client.connect()" in [button.description for button in widget.offered]
+
+
+def test_the_widget_timeline_cuts_the_learners_pauses_short(monkeypatch):
+    from handshake_lab.show import stepper_widget
+    from handshake_lab.show.stepper_widget import StepperWidget
+
+    drawn = []
+
+    def recording_png(recording, **kwargs):
+        drawn.append(kwargs)
+        return b""
+
+    monkeypatch.setattr(stepper_widget, "timeline_png", recording_png)
+    with StepperWidget("basic") as widget:
+        widget.click()
+    assert drawn and all(
+        kwargs.get("compress_idle_over") == stepper_widget.IDLE_GAP for kwargs in drawn
+    ), drawn

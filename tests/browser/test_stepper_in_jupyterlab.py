@@ -4,7 +4,8 @@
   order, each step button clicked (some double-clicked) until the scenario offers nothing more.
 - In free order (a scratch notebook showing the widget): the "Free order" checkbox, then a
   connect() refused before listen() and offered again, an accept() that blocks until the next
-  connect(), then the rest; double clicks included.
+  connect(), then the rest; then every other scenario in an order of no scenario (the offered
+  step taken least so far, latest in the scenario first); double clicks included.
 - After every click: the step was applied (the timeline image changed, the kernel is idle), a
   double click took one step, and no error anywhere (console, comm errors, widget callbacks,
   the server log with the kernels' stderr); at the end, notebook 03 as saved by JupyterLab
@@ -350,5 +351,30 @@ def test_stepper_in_free_order(jupyterlab, lab_page):
     lab_page.settle_kernel("at the end of the free order")
     left = driver.offered(labels)
     assert not left, f"{context}: after every step was taken the stepper still offers {left}"
+
+    # Every other scenario in free order too, in an order of no scenario: at each click the
+    # offered step taken least so far, the latest in the scenario among those, every fourth
+    # click a double click; until nothing is offered, or twice as many clicks as steps.
+    titles = driver.snapshot()["scenarios"]
+    for option, key in enumerate(_scenario_keys(titles)):
+        if key == "basic":
+            continue
+        labels = [step.label for step in SCENARIOS[key].steps]
+        context = f"scenario {key!r} in free order"
+        driver.widget.get_by_role("combobox").first.select_option(index=option)
+        lab_page.settle_kernel(f"after choosing {titles[option]!r}")
+        taken = dict.fromkeys(labels, 0)
+        for number in range(1, 2 * len(labels) + 1):
+            offered = driver.offered(labels)
+            if not offered:
+                break
+            label = min(offered, key=lambda step: (taken[step], -labels.index(step)))
+            taken[label] += 1
+            driver.take(
+                label,
+                double=number % 4 == 0,
+                context=context,
+                shot=f"free-order--{key}--{number:02d}-{file_slug(label)}",
+            )
     assert not driver.problems, "errors while clicking:\n  " + "\n  ".join(driver.problems)
     lab_page.assert_no_errors()
