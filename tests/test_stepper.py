@@ -545,3 +545,13 @@ def test_the_widget_timeline_cuts_the_learners_pauses_short(monkeypatch):
     assert drawn and all(
         kwargs.get("compress_idle_over") == stepper_widget.IDLE_GAP for kwargs in drawn
     ), drawn
+
+
+def test_a_click_right_after_choosing_a_new_scenario_is_taken():
+    from handshake_lab.show.stepper_widget import StepperWidget
+
+    with StepperWidget("basic", in_order=False) as widget:
+        widget._on_button(widget._button("client.connect()"))  # refused: nothing listens yet
+        widget.reset("client-closes-first")
+        widget._on_button(widget._button("client.connect()"))  # at once, on the new scenario
+        assert widget.snapshot.step == "client.connect()", widget.snapshot

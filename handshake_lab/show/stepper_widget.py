@@ -207,6 +207,7 @@ class StepperWidget:
 
     def reset(self, scenario: str | None = None, *, in_order: bool | None = None) -> Snapshot:
         self.stepper.reset(scenario, in_order=in_order)
+        self._last_done.clear()  # a fresh scenario: no click of it can be a double click yet
         self.render()
         return self.snapshot
 

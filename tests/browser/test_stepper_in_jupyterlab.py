@@ -5,7 +5,7 @@
 - In free order (a scratch notebook showing the widget): the "Free order" checkbox, then a
   connect() refused before listen() and offered again, an accept() that blocks until the next
   connect(), then the rest; then every other scenario in an order of no scenario (the offered
-  step taken least so far, latest in the scenario first); double clicks included.
+  step taken least so far, ties in a shuffled order); double clicks included.
 - After every click: the step was applied (the timeline image changed, the kernel is idle), a
   double click took one step, and no error anywhere (console, comm errors, widget callbacks,
   the server log with the kernels' stderr); at the end, notebook 03 as saved by JupyterLab
@@ -28,6 +28,8 @@ The widget DOM contract these tests rely on (set by handshake_lab's widgets):
 """
 
 from __future__ import annotations
+
+import random
 
 import nbformat
 import pytest
@@ -353,8 +355,9 @@ def test_stepper_in_free_order(jupyterlab, lab_page):
     assert not left, f"{context}: after every step was taken the stepper still offers {left}"
 
     # Every other scenario in free order too, in an order of no scenario: at each click the
-    # offered step taken least so far, the latest in the scenario among those, every fourth
-    # click a double click; until nothing is offered, or twice as many clicks as steps.
+    # offered step taken least so far, ties broken by a shuffle of the steps seeded with the
+    # scenario's name (the same order every run); every fourth click a double click; until
+    # nothing is offered, or twice as many clicks as steps.
     titles = driver.snapshot()["scenarios"]
     for option, key in enumerate(_scenario_keys(titles)):
         if key == "basic":
@@ -364,11 +367,15 @@ def test_stepper_in_free_order(jupyterlab, lab_page):
         driver.widget.get_by_role("combobox").first.select_option(index=option)
         lab_page.settle_kernel(f"after choosing {titles[option]!r}")
         taken = dict.fromkeys(labels, 0)
+        rank = {
+            label: place
+            for place, label in enumerate(random.Random(key).sample(labels, len(labels)))
+        }
         for number in range(1, 2 * len(labels) + 1):
             offered = driver.offered(labels)
             if not offered:
                 break
-            label = min(offered, key=lambda step: (taken[step], -labels.index(step)))
+            label = min(offered, key=lambda step: (taken[step], rank[step]))
             taken[label] += 1
             driver.take(
                 label,
