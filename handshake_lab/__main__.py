@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 
 
@@ -76,7 +77,13 @@ def main(argv: list[str] | None = None) -> int:
     states.set_defaults(run=_states)
     args = parser.parse_args(argv)
     try:
-        return args.run(args)
+        code = args.run(args)
+        sys.stdout.flush()  # a reader that left (`states | head`) shows here, not at exit
+        return code
+    except BrokenPipeError:
+        # Stop quietly, as command-line tools do, and keep Python's exit flush from failing.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 1
     except (ValueError, TypeError, OSError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2

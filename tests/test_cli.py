@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 import subprocess
 import sys
 
@@ -109,3 +110,18 @@ def test_missing_kernel_settings_are_said_plainly():
     missing = kernel_settings("/nonexistent")
     assert missing == KernelSettings(None, None, None, None, None, None, None)
     assert "does not publish" in describe_syn_retries(missing)
+
+
+def test_a_reader_that_leaves_early_gets_no_broken_pipe_error():
+    """`python -m handshake_lab states | head -1`: head exits after one line."""
+    with socket.create_server(("127.0.0.1", 0)):  # at least one row besides the header
+        process = subprocess.Popen(
+            [sys.executable, "-m", "handshake_lab", "states"],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        process.stdout.close()  # the reader is gone before anything was written
+        _, errors = process.communicate(timeout=60)
+    assert "BrokenPipe" not in errors and "Broken pipe" not in errors, errors
+    assert errors == "", errors

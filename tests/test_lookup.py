@@ -166,3 +166,21 @@ def test_the_readers_never_import_each_other_or_the_lookup_policy():
         ).stdout.split()
         allowed = {reader, "recvmmsg"} | ({"proc_tcp"} if reader == "psutil_states" else set())
         assert set(loaded) <= allowed, (reader, loaded)
+
+
+def test_a_connection_named_by_localhost_is_found():
+    with LoopbackServer(auto_accept=False) as server:
+        client = connect(server.address)
+        try:
+            local = ("localhost", client.getsockname()[1])
+            assert connection_state(local, server.address) is TcpState.ESTABLISHED
+        finally:
+            close(client)
+
+
+@pytest.mark.parametrize(
+    ("end", "error"), [(("example.org", 80), ValueError), ("127.0.0.1", TypeError)]
+)
+def test_a_connection_off_loopback_or_not_a_pair_says_what_to_pass(end, error):
+    with pytest.raises(error, match="127.0.0.1"):
+        connection_state(end, ("127.0.0.1", 80))

@@ -224,3 +224,20 @@ def test_close_is_idempotent_and_checks_its_argument():
     close(sock)
     with pytest.raises(TypeError, match="expected a socket"):
         close("not a socket")
+
+
+@pytest.mark.parametrize("host", [["127.0.0.1"], ("127.0.0.1",), None, 127])
+def test_a_host_that_is_not_a_string_says_what_to_pass(host):
+    with pytest.raises(TypeError, match="host must be a string such as '127.0.0.1'"):
+        LoopbackServer(host=host)
+
+
+def test_a_connect_that_meets_a_full_queue_says_why_it_may_time_out():
+    with LoopbackServer(backlog=0, auto_accept=False) as server:
+        first = connect(server.address)  # listen(0) holds one: the queue is now full
+        try:
+            with pytest.raises(TimeoutError, match="accept queue is full") as raised:
+                connect(server.address, timeout=0.3)
+            assert isinstance(raised.value.__cause__, TimeoutError)
+        finally:
+            close(first)

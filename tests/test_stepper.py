@@ -269,6 +269,8 @@ def test_reset_while_a_call_is_blocked_and_close_twice():
 def test_bad_input_is_answered_clearly():
     with pytest.raises(ValueError, match="unknown scenario 'nope'; choose one of basic"):
         Stepper("nope")
+    with pytest.raises(ValueError, match=r"unknown scenario \['basic'\]; choose one of basic"):
+        Stepper(["basic"])
     with Stepper() as stepper:
         with pytest.raises(ValueError, match="cannot be taken now; available: \\['server.listen"):
             stepper.step("server.accept()")

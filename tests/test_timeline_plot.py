@@ -414,3 +414,11 @@ def test_timeline_png_passes_compress_idle_over_on():
 def test_importing_the_module_does_not_import_matplotlib():
     code = "import handshake_lab.show.timeline_plot, sys; assert 'matplotlib' not in sys.modules"
     subprocess.run([sys.executable, "-c", code], check=True, timeout=SHORT_TIMEOUT * 10)
+
+
+@pytest.mark.parametrize("recording", [None, [], "recording"])
+def test_plotting_something_that_is_not_a_recording_says_what_to_pass(recording):
+    from handshake_lab.show.timeline_plot import plot_timeline
+
+    with pytest.raises(TypeError, match=r"recorder\.recording"):
+        plot_timeline(recording)

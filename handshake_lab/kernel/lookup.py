@@ -24,7 +24,7 @@ import socket
 import sys
 from collections.abc import Callable
 
-from ..model.addresses import Address, check_port
+from ..model.addresses import Address, check_port, loopback_host
 from ..model.states import TcpState
 from ..timeouts import SHORT_TIMEOUT, poll_until
 from . import psutil_states, tcp_info
@@ -173,5 +173,9 @@ def _held_by_psutil(sock: socket.socket) -> HeldState:
 
 
 def _endpoint(address) -> Address:
+    """(host, port) from what getsockname() gives ("localhost" read as 127.0.0.1), or a clear
+    error: the lab's connections are on loopback."""
+    if not isinstance(address, (tuple, list)) or len(address) < 2:
+        raise TypeError(f"an end is a (host, port) pair such as server.address, got {address!r}")
     host, port = address[:2]
-    return host, port
+    return loopback_host(host), port

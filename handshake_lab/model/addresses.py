@@ -16,11 +16,15 @@ import socket
 Address = tuple[str, int]
 
 
-@functools.lru_cache(maxsize=64)
 def loopback_host(host: object) -> str:
     """`host` as a loopback address string, or a clear error."""
-    if not isinstance(host, str):
+    if not isinstance(host, str):  # checked before the cache, which cannot hash a list
         raise TypeError(f"host must be a string such as '127.0.0.1', got {type(host).__name__}")
+    return _loopback_host(host)
+
+
+@functools.lru_cache(maxsize=64)
+def _loopback_host(host: str) -> str:
     if host == "localhost":
         return "127.0.0.1"
     try:

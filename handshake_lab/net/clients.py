@@ -62,6 +62,13 @@ def connect(address: Address, *, timeout: float = LOOPBACK_TIMEOUT) -> socket.so
                 local = sock.getsockname()
                 call.tracer.client_port_known(sock, local)
                 call.detail = f"local port {local[1]}"
+    except TimeoutError as error:
+        sock.close()
+        raise TimeoutError(
+            f"connect() to {host}:{port} did not finish within {timeout:g} s: if that server's "
+            "accept queue is full, its kernel drops the SYN and the client waits (notebook 04); "
+            "accept() the waiting connections or listen with a bigger backlog"
+        ) from error
     except BaseException:
         sock.close()
         raise

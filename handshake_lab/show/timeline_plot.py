@@ -281,6 +281,10 @@ def plot_timeline(
     ``compress_idle_over``: seconds; a stretch longer than that with no event is drawn cut
     short, with a break mark and its real length, and time runs from the first event.
     """
+    if not isinstance(recording, Recording):
+        raise TypeError(
+            f"plot_timeline draws a Recording (recorder.recording), got {type(recording).__name__}"
+        )
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.layout_engine import ConstrainedLayoutEngine
 

@@ -40,7 +40,7 @@ class Scenario:
 
 def scenario_named(key: str) -> Scenario:
     """The scenario called `key`; a ValueError naming the choices otherwise."""
-    if key not in SCENARIOS:
+    if not isinstance(key, str) or key not in SCENARIOS:
         raise ValueError(f"unknown scenario {key!r}; choose one of {', '.join(SCENARIOS)}")
     return SCENARIOS[key]
 
