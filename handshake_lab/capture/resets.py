@@ -20,8 +20,6 @@ import contextlib
 import dataclasses
 import errno
 import select
-import socket
-import sys
 
 from ..kernel.lookup import connection_state
 from ..kernel.segment_counts import SegmentCounts, segment_counts
@@ -30,7 +28,7 @@ from ..model.states import TcpState
 from ..net.clients import close, connect, receive, send
 from ..net.server import LoopbackServer
 from ..timeouts import SHORT_TIMEOUT, poll_until
-from .sniffer import LoopbackSniffer
+from .sniffer import sniffer_or_why_not
 
 __all__ = ["CAUSES", "ResetOnClose", "reset_on_close"]
 
@@ -91,18 +89,6 @@ class ResetOnClose:
         return f"{self.outcome_text()}\n{self.wire_text()}"
 
 
-def _sniffer_or_why_not(
-    stack: contextlib.ExitStack, port: int
-) -> tuple[LoopbackSniffer | None, str]:
-    """A running sniffer of `port` (closed by `stack`), or None and why this process cannot."""
-    if not hasattr(socket, "AF_PACKET"):
-        return None, f"{sys.platform} has no Linux packet sockets"
-    try:
-        return stack.enter_context(LoopbackSniffer(port)), ""
-    except PermissionError:
-        return None, "capturing needs root or CAP_NET_RAW"
-
-
 def _next_receive(sock) -> str:
     try:
         data = receive(sock, timeout=SHORT_TIMEOUT)
@@ -117,7 +103,7 @@ def reset_on_close(cause: str = "linger") -> ResetOnClose:
     if cause not in CAUSES:
         raise ValueError(f"cause must be one of {CAUSES}, got {cause!r}")
     with LoopbackServer(auto_accept=False) as server, contextlib.ExitStack() as stack:
-        sniffer, why_not = _sniffer_or_why_not(stack, server.address[1])
+        sniffer, why_not = sniffer_or_why_not(stack, server.address[1])
         client = connect(server.address)
         try:
             served = stack.enter_context(server.accept())

@@ -10,9 +10,11 @@ to or from the given port are kept.
 
 from __future__ import annotations
 
+import contextlib
 import selectors
 import socket
 import struct
+import sys
 import threading
 import time
 from collections.abc import Callable
@@ -22,7 +24,7 @@ from ..model.packets import DecodeError, Segment, decode_frame
 from ..net.background import Background
 from ..timeouts import CAPTURE_TIMEOUT
 
-__all__ = ["LoopbackSniffer", "open_packet_socket"]
+__all__ = ["LoopbackSniffer", "open_packet_socket", "sniffer_or_why_not"]
 
 ETH_P_ALL = 0x0003  # linux/if_ether.h: every protocol
 PACKET_OUTGOING = 4  # linux/if_packet.h: a frame this host sent
@@ -132,3 +134,18 @@ def _kernel_timestamp(ancillary: list[tuple[int, int, bytes]]) -> float:
             seconds, nanoseconds = struct.unpack_from("qq", data)
             return seconds + nanoseconds / 1e9
     return time.time()
+
+
+def sniffer_or_why_not(
+    stack: contextlib.ExitStack, port: int
+) -> tuple[LoopbackSniffer | None, str]:
+    """A running sniffer of `port` (closed by `stack`), or None and why this process cannot
+    capture, in words to put in a sentence."""
+    if not hasattr(socket, "AF_PACKET"):
+        return None, f"{sys.platform} has no Linux packet sockets"
+    try:
+        return stack.enter_context(LoopbackSniffer(port)), ""
+    except PermissionError:
+        return None, "capturing needs root or CAP_NET_RAW"
+    except OSError as error:  # no loopback interface to bind, say
+        return None, f"a packet socket could not be opened ({error.strerror or error})"

@@ -26,7 +26,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from ..capture.experiment import conversation_finished
-from ..capture.resets import _sniffer_or_why_not
+from ..capture.sniffer import sniffer_or_why_not
 from ..kernel.lookup import connection_state, socket_state
 from ..model.states import TcpState
 from ..net.background import Background
@@ -170,7 +170,7 @@ def check(finish: Callable, attempts: Attempts | None = None) -> Feedback:
         return feedback
     seen = _ServerSide()
     with LoopbackServer(auto_accept=False) as server, contextlib.ExitStack() as stack:
-        sniffer, why_not = _sniffer_or_why_not(stack, server.address[1])
+        sniffer, why_not = sniffer_or_why_not(stack, server.address[1])
         client = connect(server.address, timeout=SHORT_TIMEOUT)
         try:
             served = stack.enter_context(server.accept())

@@ -205,15 +205,15 @@ class Stepper:
         """Capture the lab's packets where this process may (root or CAP_NET_RAW)."""
         if not self.capture_packets:
             return None, "Packet capture is off for this stepper (capture_packets=False)."
-        from ..capture.sniffer import LoopbackSniffer
+        from ..capture.sniffer import sniffer_or_why_not
 
-        try:
-            return stack.enter_context(LoopbackSniffer(port)), ""
-        except OSError:  # PermissionError without CAP_NET_RAW; no packet sockets off Linux
+        sniffer, why_not = sniffer_or_why_not(stack, port)
+        if sniffer is None:
             return None, (
-                "Packets are not shown here: live capture needs root or "
-                "CAP_NET_RAW. capture_handshake() shows real packets without them."
+                f"Packets are not shown here: {why_not}. "
+                "capture_handshake() shows real packets without them."
             )
+        return sniffer, ""
 
     def close(self) -> None:
         """Cancel pending calls, close every socket, join every thread (idempotent)."""
