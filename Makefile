@@ -11,7 +11,7 @@ DEV_STAMP := $(VENV)/.installed-dev
 NBVAL_FLAGS := @notebooks/nbval.args
 
 .PHONY: lab test lint test-package test-notebooks test-browser test-unprivileged test-without-userns \
-	notebooks-check notebooks-run binder-check bench clean
+	notebooks-check notebooks-run binder-check bench stress clean
 
 $(LAB_STAMP): requirements.txt pyproject.toml lab-settings/overrides.json \
 		lab-settings/ipython_kernel_config.py tools/install_lab_settings.sh
@@ -69,6 +69,12 @@ binder-check: $(DEV_STAMP)
 
 bench: $(DEV_STAMP)
 	$(BIN)/python benchmarks/run_all.py
+
+# The flake harness: both suites STRESS_QUIET times, then STRESS_LOADED times with every core busy.
+STRESS_QUIET ?= 20
+STRESS_LOADED ?= 10
+stress: $(DEV_STAMP)
+	$(BIN)/python tools/stress.py --quiet-rounds $(STRESS_QUIET) --loaded-rounds $(STRESS_LOADED)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache
