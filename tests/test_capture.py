@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import socket
 import subprocess
 import sys
 import threading
@@ -28,8 +29,9 @@ from handshake_lab.model.packets import Segment
 from handshake_lab.model.replay import check_handshake
 from handshake_lab.model.states import TcpState
 from handshake_lab.model.tcp_model import Connection
+from handshake_lab.net.server import LoopbackServer
 from handshake_lab.record.events import Event, Recording
-from handshake_lab.timeouts import LOOPBACK_TIMEOUT
+from handshake_lab.timeouts import LOOPBACK_TIMEOUT, poll_until
 
 
 @functools.cache
@@ -224,6 +226,36 @@ def test_the_sniffer_runs_one_lab_thread_and_stops_with_the_block():
         assert "handshake-lab-loopback-sniffer" in names
     assert "handshake-lab-loopback-sniffer" not in [t.name for t in threading.enumerate()]
     assert sniffer.frames == [] and sniffer.segments == []
+
+
+@pytest.mark.kernel
+@pytest.mark.skipif(_live_unavailable() is not None, reason=str(_live_unavailable()))
+def test_an_idle_sniffer_keeps_capturing_after_its_waits_time_out(monkeypatch):
+    """A stepper can sit untouched for minutes: the sniffer's select() timing out is no reason
+    to stop (it once did, after 20 s, and the stepper then showed 'nothing on the wire')."""
+    import selectors
+
+    from handshake_lab.capture import sniffer as sniffer_module
+
+    idle_waits = []
+
+    class CountingSelector(selectors.DefaultSelector):
+        def select(self, timeout=None):
+            ready = super().select(timeout)
+            if not ready:
+                idle_waits.append(timeout)
+            return ready
+
+    monkeypatch.setattr(sniffer_module, "CAPTURE_TIMEOUT", 0.01)
+    monkeypatch.setattr(sniffer_module.selectors, "DefaultSelector", CountingSelector)
+    with LoopbackServer(auto_accept=False) as server:
+        with LoopbackSniffer(port=server.address[1]) as sniffer:
+            assert poll_until(lambda: len(idle_waits) >= 3, timeout=LOOPBACK_TIMEOUT), idle_waits
+            with socket.create_connection(server.address, timeout=LOOPBACK_TIMEOUT):
+                saw_syn = sniffer.wait_for(
+                    lambda segments: any(s.flags == "SYN" for s in segments), LOOPBACK_TIMEOUT
+                )
+    assert saw_syn, f"after {len(idle_waits)} idle waits the sniffer kept {sniffer.segments}"
 
 
 @pytest.mark.kernel
