@@ -230,6 +230,32 @@ def test_the_sniffer_runs_one_lab_thread_and_stops_with_the_block():
 
 @pytest.mark.kernel
 @pytest.mark.skipif(_live_unavailable() is not None, reason=str(_live_unavailable()))
+@pytest.mark.parametrize("host", ["127.0.0.1", "::1"])
+def test_the_kernel_queues_only_the_sniffed_ports_arriving_frames(host):
+    """Other traffic on loopback (here a bulk transfer on another port) never reaches the
+    sniffer's queue: it once filled it, and the stepper showed a step's segments as missing."""
+    if host == "::1" and not socket.has_ipv6:
+        pytest.skip("this Python has no IPv6")
+    quiet_after_handshake = LoopbackServer(host=host, auto_accept=False)
+    with LoopbackServer(host=host) as noise, quiet_after_handshake as server:
+        port = server.address[1]
+        with LoopbackSniffer(port=port) as sniffer:
+            with socket.create_connection(noise.address, timeout=LOOPBACK_TIMEOUT) as busy:
+                for _ in range(20):
+                    busy.sendall(b"x" * 65536)
+                    busy.recv(65536)
+            with socket.create_connection(server.address, timeout=LOOPBACK_TIMEOUT):
+                handshake = sniffer.wait_for(lambda found: len(found) >= 3, LOOPBACK_TIMEOUT)
+                counts = sniffer.statistics()  # before the close sends anything more
+                kept = len(sniffer.frames)
+    assert handshake, sniffer.segments
+    assert counts.dropped == 0, counts
+    assert counts.queued == kept, f"the kernel queued {counts.queued} frames for {kept} of {port}"
+    assert all(port in (s.src_port, s.dst_port) for s in sniffer.segments)
+
+
+@pytest.mark.kernel
+@pytest.mark.skipif(_live_unavailable() is not None, reason=str(_live_unavailable()))
 def test_an_idle_sniffer_keeps_capturing_after_its_waits_time_out(monkeypatch):
     """A stepper can sit untouched for minutes: the sniffer's select() timing out is no reason
     to stop (it once did, after 20 s, and the stepper then showed 'nothing on the wire')."""

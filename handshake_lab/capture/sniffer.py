@@ -5,7 +5,11 @@ a private namespace (the namespace tier). Rules: the reading thread runs on a
 ``net.background.Background`` (it sleeps in a selector beside the wake socket, leaving the
 block stops and joins it, and its error is raised again there); loopback shows each packet
 twice, leaving and arriving, so the leaving copy (PACKET_OUTGOING) is dropped; only frames
-to or from the given port are kept.
+to or from the given port are kept. The kernel makes that choice first, with a socket filter
+(``socket_filter.PortRule``), so other traffic on loopback cannot fill the socket's queue and
+push the lab's frames out. The socket is opened deaf (protocol 0) and bound to the interface
+only once the filter is on, so no frame reaches its queue unfiltered; the thread's own checks
+stay, as a second look.
 """
 
 from __future__ import annotations
@@ -19,24 +23,37 @@ import threading
 import time
 from collections.abc import Callable
 from contextlib import AbstractContextManager
+from typing import NamedTuple
 
 from ..model.packets import DecodeError, Segment, decode_frame
 from ..net.background import Background
 from ..timeouts import CAPTURE_TIMEOUT
+from .socket_filter import PortRule, attach
 
 __all__ = ["LoopbackSniffer", "open_packet_socket", "sniffer_or_why_not"]
 
 ETH_P_ALL = 0x0003  # linux/if_ether.h: every protocol
 PACKET_OUTGOING = 4  # linux/if_packet.h: a frame this host sent
+SOL_PACKET, PACKET_STATISTICS = 263, 6  # linux/socket.h, linux/if_packet.h
 SO_TIMESTAMPNS = getattr(socket, "SO_TIMESTAMPNS", 35)
 # A burst of frames must not overflow the socket while the thread waits for the GIL.
 RECEIVE_BUFFER_BYTES = 4 * 1024 * 1024
 MAX_FRAME_BYTES = 65536
 
 
-def open_packet_socket() -> socket.socket:
-    """A raw packet socket that sees every frame (PermissionError without CAP_NET_RAW)."""
-    return socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(ETH_P_ALL))
+class FrameCounts(NamedTuple):
+    """struct tpacket_stats: tp_packets (which includes the drops) and tp_drops."""
+
+    queued: int
+    dropped: int
+
+
+def open_packet_socket(protocol: int = ETH_P_ALL) -> socket.socket:
+    """A raw packet socket that sees every frame (PermissionError without CAP_NET_RAW).
+
+    With protocol 0 it sees none until it is bound with a protocol: a filter attached before
+    that bind is on before the first frame is queued."""
+    return socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(protocol))
 
 
 class LoopbackSniffer(AbstractContextManager):
@@ -55,16 +72,18 @@ class LoopbackSniffer(AbstractContextManager):
         self._changed = threading.Condition()
         self._background: Background | None = None
         self._packets: socket.socket | None = None
+        self._counted = FrameCounts(0, 0)
 
     def __enter__(self) -> LoopbackSniffer:
         if self._background is not None:
             raise RuntimeError("this sniffer has already run: make a new LoopbackSniffer()")
-        packets = open_packet_socket()
+        packets = open_packet_socket(protocol=0)
         background = Background("loopback sniffer")
         try:
             packets.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, RECEIVE_BUFFER_BYTES)
             packets.setsockopt(socket.SOL_SOCKET, SO_TIMESTAMPNS, 1)
-            packets.bind((self.interface, 0))
+            attach(packets, PortRule(self.port))  # the kernel keeps only this port's frames
+            packets.bind((self.interface, ETH_P_ALL))  # frames are queued from here on
             packets.setblocking(False)
             background.start(self._run, packets, background, name="loopback-sniffer")
         except BaseException:
@@ -80,6 +99,7 @@ class LoopbackSniffer(AbstractContextManager):
         try:
             self._background.close(raise_errors=error is None)
         finally:
+            self.statistics()  # the last counts, kept for after the block
             self._packets.close()
 
     def wait_for(self, predicate: Callable[[list[Segment]], bool], timeout: float) -> bool:
@@ -100,6 +120,17 @@ class LoopbackSniffer(AbstractContextManager):
                 if packets in ready:
                     self._read_waiting(packets)
         self._read_waiting(packets)  # what arrived before the stop was asked for
+
+    def statistics(self) -> FrameCounts:
+        """Frames the kernel queued to this sniffer so far, and those it dropped because the
+        queue was full (PACKET_STATISTICS, which resets at each read: added up here)."""
+        if self._packets is not None and self._packets.fileno() >= 0:
+            queued, dropped = struct.unpack(
+                "II", self._packets.getsockopt(SOL_PACKET, PACKET_STATISTICS, 8)
+            )
+            before = self._counted
+            self._counted = FrameCounts(before.queued + queued, before.dropped + dropped)
+        return self._counted
 
     def _read_waiting(self, packets: socket.socket) -> None:
         """Read every frame the socket holds now; keep the lab's."""
