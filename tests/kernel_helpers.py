@@ -1,7 +1,10 @@
-"""Small waiting helpers for the kernel tests: deadline polling, never a sleep for ordering."""
+"""Small helpers for the kernel tests: deadline polling (never a sleep for ordering), and a
+private network namespace for a child process that changes its own sysctls."""
 
 from __future__ import annotations
 
+import ctypes
+import os
 import time
 
 from handshake_lab.timeouts import SHORT_TIMEOUT
@@ -23,3 +26,22 @@ def wait_for(
         if time.monotonic() > deadline:
             raise AssertionError(f"{what} did not happen within {timeout} s")
         time.sleep(interval)
+
+
+CLONE_NEWNET = 0x40000000
+
+
+def enter_network_namespace() -> None:
+    """A private network namespace with loopback up: plain CLONE_NEWNET as root, else a
+    user+net namespace (handshake_lab/capture/namespace_child.py). OSError where neither is
+    allowed. For a child process: the caller never returns to the host's network."""
+    from handshake_lab.capture.namespace_child import bring_interface_up, enter_private_network
+
+    if os.geteuid() != 0:
+        enter_private_network()
+        return
+    libc = ctypes.CDLL(None, use_errno=True)
+    if libc.unshare(CLONE_NEWNET) != 0:
+        code = ctypes.get_errno()
+        raise OSError(code, f"unshare(CLONE_NEWNET): {os.strerror(code)}")
+    bring_interface_up("lo")

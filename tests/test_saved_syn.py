@@ -5,8 +5,11 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import json
 import socket
+import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -139,3 +142,44 @@ def test_a_time_wait_port_is_reused_only_as_tcp_tw_reuse_allows():
     else:  # older kernels: once the seconds counter has passed the last timestamp's second
         assert result.reused_after < 2.0, str(result)
     assert result.seq_jump == TIME_WAIT_SEQ_JUMP, str(result)
+
+
+_FULL_TIME_WAIT_TABLE = """
+import json
+from kernel_helpers import enter_network_namespace
+from handshake_lab.net.syn_experiments import time_wait_reuse
+try:
+    enter_network_namespace()
+    with open("/proc/sys/net/ipv4/tcp_max_tw_buckets", "w") as file:
+        file.write("0")  # this namespace's table holds no TIME-WAIT entry
+except OSError as error:
+    print(json.dumps({"skip": str(error)}))
+else:
+    try:
+        print(json.dumps({"result": str(time_wait_reuse())}))
+    except RuntimeError as error:
+        print(json.dumps({"error": str(error)}))
+"""
+
+
+@pytest.mark.kernel
+def test_a_full_time_wait_table_is_named_when_no_time_wait_entry_appears():
+    """At tcp_max_tw_buckets entries the kernel closes a connection without TIME-WAIT: say so,
+    with the setting and the counter, instead of a bare 'did not reach TIME-WAIT'."""
+    child = subprocess.run(
+        [sys.executable, "-c", _FULL_TIME_WAIT_TABLE],
+        cwd=Path(__file__).parent,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    lines = child.stdout.splitlines()
+    assert lines, f"the child printed nothing (exit {child.returncode}): {child.stderr}"
+    report = json.loads(lines[-1])
+    if "skip" in report:
+        pytest.skip(f"no private network namespace with its own sysctls here: {report['skip']}")
+    assert "error" in report, report
+    assert "TIME-WAIT table is full" in report["error"], report["error"]
+    assert "tcp_max_tw_buckets = 0" in report["error"], report["error"]
+    assert "TCPTimeWaitOverflow grew by 1" in report["error"], report["error"]

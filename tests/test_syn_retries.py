@@ -20,16 +20,15 @@ never touched. This file is that child when run as a script.
 
 from __future__ import annotations
 
-import ctypes
 import dataclasses
 import errno
 import itertools
 import json
-import os
 import subprocess
 import sys
 
 import pytest
+from kernel_helpers import enter_network_namespace
 
 from handshake_lab import syn_retry_schedule
 from handshake_lab.kernel.sysctls import describe_syn_retries, kernel_settings, syn_retry_gaps
@@ -46,7 +45,6 @@ EARLY = 0.05
 LATE = 0.5
 #: The child process: interpreter start, namespace, ~7 s of timers, the report.
 CHILD_TIMEOUT = 30.0
-CLONE_NEWNET = 0x40000000
 LINEAR_TIMEOUTS_SYSCTL = "/proc/sys/net/ipv4/tcp_syn_linear_timeouts"
 
 
@@ -274,23 +272,9 @@ def test_other_linear_timeouts_in_a_private_network_namespace(linear, retransmis
 # --- the child process ----------------------------------------------------------------
 
 
-def _enter_network_namespace() -> None:
-    """A private network namespace: plain CLONE_NEWNET as root, else a user+net namespace."""
-    from handshake_lab.capture.namespace_child import bring_interface_up, enter_private_network
-
-    if os.geteuid() != 0:
-        enter_private_network()
-        return
-    libc = ctypes.CDLL(None, use_errno=True)
-    if libc.unshare(CLONE_NEWNET) != 0:
-        code = ctypes.get_errno()
-        raise OSError(code, f"unshare(CLONE_NEWNET): {os.strerror(code)}")
-    bring_interface_up("lo")
-
-
 def _child(linear: int, syncnt: int) -> dict:
     try:
-        _enter_network_namespace()
+        enter_network_namespace()
     except OSError as error:
         return {"ok": False, "stage": "namespace", "error": str(error)}
     try:

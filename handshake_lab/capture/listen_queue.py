@@ -33,6 +33,7 @@ import struct
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 
+from ..kernel.drop_counters import NETSTAT_PATH, tcpext
 from ..kernel.lookup import socket_state, tcp_sockets
 from ..kernel.sysctls import kernel_settings
 from ..kernel.tcp_info import accept_queue
@@ -52,7 +53,6 @@ __all__ = [
     "tcpext_counters",
 ]
 
-NETSTAT_PATH = "/proc/net/netstat"
 ABORT_ON_OVERFLOW_PATH = "/proc/sys/net/ipv4/tcp_abort_on_overflow"
 
 #: TCP_DEFER_ACCEPT of the SYN-queue experiment: long enough that no deferral ends during it.
@@ -73,10 +73,8 @@ COUNTERS = (
 
 def tcpext_counters(path: str = NETSTAT_PATH) -> dict[str, int]:
     """This network namespace's TcpExt counters named in COUNTERS (0 for one a kernel lacks)."""
-    with open(path, encoding="ascii") as file:
-        lines = [line.split() for line in file if line.startswith("TcpExt:")]
-    values = dict(zip(lines[0][1:], lines[1][1:], strict=True)) if len(lines) >= 2 else {}
-    return {name: int(values.get(name, 0)) for name in COUNTERS}
+    values = tcpext(path)
+    return {name: values.get(name, 0) for name in COUNTERS}
 
 
 def _growth(before: dict[str, int]) -> dict[str, int]:

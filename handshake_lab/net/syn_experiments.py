@@ -15,6 +15,7 @@ import struct
 import time
 from dataclasses import dataclass
 
+from ..kernel.drop_counters import tcpext
 from ..kernel.lookup import wait_for_state
 from ..kernel.saved_syn import require_linux, save_syns, saved_syn
 from ..model.addresses import family_of, loopback_host
@@ -224,6 +225,23 @@ def _connect_from_only(port: int, address) -> socket.socket | int:
     return client
 
 
+#: TcpExt's count of connections that closed without a TIME-WAIT entry because the table
+#: held tcp_max_tw_buckets of them (LINUX_MIB_TCPTIMEWAITOVERFLOW, net/ipv4/tcp_minisocks.c).
+_TIME_WAIT_OVERFLOW = "TCPTimeWaitOverflow"
+
+
+def _why_no_time_wait(local, overflows_before: int) -> str:
+    grown = tcpext().get(_TIME_WAIT_OVERFLOW, 0) - overflows_before
+    if grown <= 0:
+        return f"the client's end {local} did not reach TIME-WAIT"
+    return (
+        f"the client's end {local} closed without a TIME-WAIT entry: the kernel's TIME-WAIT "
+        f"table is full (net.ipv4.tcp_max_tw_buckets = {_sysctl('tcp_max_tw_buckets')}; "
+        f"{_TIME_WAIT_OVERFLOW} grew by {grown}). Entries leave it as their timers end: "
+        "run this again once a load test's TIME-WAIT rows have expired"
+    )
+
+
 def time_wait_reuse(host: str = "127.0.0.1", *, wait: float = SHORT_TIMEOUT) -> TimeWaitReuse:
     """Leave a client port in TIME-WAIT, then connect() again to the same server, allowed only
     that port (IP_LOCAL_PORT_RANGE): at once, then every 10 ms for up to `wait` seconds.
@@ -234,6 +252,7 @@ def time_wait_reuse(host: str = "127.0.0.1", *, wait: float = SHORT_TIMEOUT) -> 
         "tw_reuse": _sysctl("tcp_tw_reuse"),
         "tw_reuse_delay_ms": _sysctl("tcp_tw_reuse_delay"),
     }
+    overflows_before = tcpext().get(_TIME_WAIT_OVERFLOW, 0)
     with contextlib.closing(_listener(host)) as listener:
         server = listener.getsockname()[:2]
         with socket.create_connection(server, timeout=LOOPBACK_TIMEOUT) as client:
@@ -243,7 +262,7 @@ def time_wait_reuse(host: str = "127.0.0.1", *, wait: float = SHORT_TIMEOUT) -> 
         with conn:  # the client closed first; once its FIN is here, the server closes too
             conn.recv(1)
         if wait_for_state(local, server, state=TcpState.TIME_WAIT) is not TcpState.TIME_WAIT:
-            raise RuntimeError(f"the client's end {local} did not reach TIME-WAIT")
+            raise RuntimeError(_why_no_time_wait(local, overflows_before))
         try:
             at_once = _connect_from_only(local[1], server)
         except OSError:
