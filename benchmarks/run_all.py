@@ -15,6 +15,7 @@ BENCHMARKS = [
     "stepper_step.py",
     "sampler_resolution.py",
     "timeline_png.py",
+    "notebook_address_space.py",
     "recorder_busy_machine.py",  # last: it leaves 10,000 TIME_WAIT rows for 60 s
 ]
 

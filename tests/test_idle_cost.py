@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import subprocess
 import sys
 
 import pytest
@@ -37,6 +38,38 @@ def test_each_idle_thread_reserves_most_of_its_stack_of_address_space():
     )
     if stack is not None:
         assert per_thread >= 0.5 * stack, (threads, stack)
+
+
+# A child process whose address space leaves room for about ten more threads' stacks (RLIMIT_AS,
+# as a memory-capped host may set), with glibc's malloc kept to one arena so that only the
+# stacks fill it.
+CAPPED = """
+import ctypes, resource
+ctypes.CDLL(None).mallopt(-8, 1)  # M_ARENA_MAX
+from handshake_lab.net.echo_servers import ThreadPerConnectionEchoServer
+from handshake_lab.net.idle_cost import default_thread_stack, measure_idle_connections
+with open("/proc/self/status", encoding="ascii") as status:
+    size = next(int(line.split()[1]) * 1024 for line in status if line.startswith("VmSize:"))
+_soft, hard = resource.getrlimit(resource.RLIMIT_AS)
+resource.setrlimit(resource.RLIMIT_AS, (size + 10 * default_thread_stack() + 2**25, hard))
+try:
+    measure_idle_connections(ThreadPerConnectionEchoServer, connections=50)
+except Exception as error:
+    print(f"{type(error).__name__}: {error}")
+"""
+
+
+@pytest.mark.skipif(
+    not sys.platform.startswith("linux") or not default_thread_stack(),
+    reason="RLIMIT_AS, mallopt and a known stack size as on Linux with glibc",
+)
+def test_a_server_that_cannot_start_a_thread_says_so_not_that_a_client_timed_out():
+    result = subprocess.run(
+        [sys.executable, "-c", CAPPED], capture_output=True, text=True, timeout=60, check=False
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith("RuntimeError: ThreadPerConnectionEchoServer stopped"), result
+    assert "can't start new thread" in result.stdout and "of 50" in result.stdout, result
 
 
 @pytest.mark.parametrize("connections", [0, 501, 2.5, True, "10"])

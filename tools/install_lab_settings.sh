@@ -4,7 +4,8 @@
 #   overrides.json           -> <sys.prefix>/share/jupyter/lab/settings/ (JupyterLab's
 #                               defaults for this environment: no "Jupyter news?" pop-up)
 #   ipython_kernel_config.py -> <sys.prefix>/etc/ipython/ (the kernel's language_info without
-#                               the Python version, so notebooks do not open as modified)
+#                               the Python version, so notebooks do not open as modified; a
+#                               small address space: two malloc arenas, no OpenBLAS threads)
 # Called by the Makefile (`make lab`, `make test`) and binder/postBuild; a learner's own
 # settings (~/.jupyter, ~/.ipython) still win over these.
 set -euo pipefail

@@ -10,7 +10,9 @@ server started. Rules:
   it). Off Linux the memory figures are None; the thread count is measured everywhere.
 - The clients live in this process too, so the figures include them; they are the same for
   both servers, so the difference between two servers is the servers' own cost.
-- Everything is closed when it returns, even when a connection fails.
+- Everything is closed when it returns, even when a connection fails. A client that gets no
+  answer because the server failed (a host that caps memory may refuse it another thread:
+  "can't start new thread") is a RuntimeError naming the server's error.
 """
 
 from __future__ import annotations
@@ -87,11 +89,20 @@ def measure_idle_connections(server_class, connections: int = 100) -> IdleCost:
         raise ValueError(f"use 1 to 500 connections (each may cost a thread), got {connections}")
     threads_before, memory_before = threading.active_count(), _memory()
     with server_class() as server, contextlib.ExitStack() as clients:
-        for _ in range(connections):
-            client = connect(server.address, timeout=LOOPBACK_TIMEOUT)
-            clients.callback(close, client, reset=True)  # RST: no TIME-WAIT left behind
-            send(client, b"x")
-            receive(client)  # answered: the server is serving this connection now
+        for count in range(1, connections + 1):
+            try:
+                client = connect(server.address, timeout=LOOPBACK_TIMEOUT)
+                clients.callback(close, client, reset=True)  # RST: no TIME-WAIT left behind
+                send(client, b"x")
+                receive(client)  # answered: the server is serving this connection now
+            except OSError:
+                if not server.errors:
+                    raise
+                error = server.errors[0]  # the cause: say it, not that a client timed out
+                raise RuntimeError(
+                    f"{server_class.__name__} stopped at connection {count} of {connections}: "
+                    f"{type(error).__name__}: {error}; try fewer connections"
+                ) from error
         threads_added = threading.active_count() - threads_before
         memory_after = _memory()
     if memory_before is None or memory_after is None:
