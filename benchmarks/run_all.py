@@ -15,7 +15,8 @@ BENCHMARKS = [
     "stepper_step.py",
     "sampler_resolution.py",
     "timeline_png.py",
-    "recorder_busy_machine.py",  # last: it leaves 10,000 TIME_WAIT rows for 60 s
+    "recorder_busy_machine.py",  # it leaves 10,000 TIME_WAIT rows for 60 s
+    "states_port.py",  # last: it makes a big table on purpose (14,000 TIME_WAIT rows)
 ]
 
 
