@@ -16,7 +16,8 @@ BENCHMARKS = [
     "sampler_resolution.py",
     "timeline_png.py",
     "notebook_address_space.py",
-    "recorder_busy_machine.py",  # last: it leaves 10,000 TIME_WAIT rows for 60 s
+    "recorder_busy_machine.py",  # it leaves 10,000 TIME_WAIT rows for 60 s
+    "states_port.py",  # last: it makes a big table on purpose (14,000 TIME_WAIT rows)
 ]
 
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 
@@ -50,6 +49,8 @@ def _states(args: argparse.Namespace) -> int:
 
     rows = tcp_sockets(args.port)
     if args.json:
+        import json  # only here: the text table is the common case and json costs its import
+
         print(json.dumps([row.to_dict() for row in rows], indent=1))
         return 0
     print(f"{'local':<28} {'remote':<28} {'state':<12} {'queue':>5} {'inode':>8}")

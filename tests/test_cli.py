@@ -125,3 +125,22 @@ def test_a_reader_that_leaves_early_gets_no_broken_pipe_error():
         _, errors = process.communicate(timeout=60)
     assert "BrokenPipe" not in errors and "Broken pipe" not in errors, errors
     assert errors == "", errors
+
+
+def test_states_for_a_port_imports_no_more_than_it_needs():
+    # Its start-up is part of every `states` run: json is for --json only, and the C library's
+    # recvmmsg is found without ctypes.util (which imports subprocess and runs ldconfig).
+    code = (
+        "import sys; before = set(sys.modules); from handshake_lab.__main__ import main; "
+        "main(sys.argv[1:]); print(' '.join(sorted(set(sys.modules) - before)))"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code, "states", "--port", "1"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    loaded = set(result.stdout.splitlines()[-1].split())
+    assert "handshake_lab.kernel.sock_diag_dump" in loaded
+    assert not loaded & {"json", "subprocess", "ctypes.util"}, loaded

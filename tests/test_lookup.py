@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import importlib
 import subprocess
 import sys
@@ -10,7 +11,7 @@ import types
 import pytest
 
 import handshake_lab
-from handshake_lab.kernel import psutil_states
+from handshake_lab.kernel import psutil_states, sock_diag_dump
 from handshake_lab.kernel.lookup import (
     ConnectionLookup,
     connection_state,
@@ -18,6 +19,7 @@ from handshake_lab.kernel.lookup import (
     tcp_sockets,
     wait_for_state,
 )
+from handshake_lab.kernel.proc_tcp import read_tcp_table as proc
 from handshake_lab.kernel.sock_diag import SockDiag
 from handshake_lab.model.states import TcpState
 from handshake_lab.net.clients import close, connect
@@ -34,7 +36,8 @@ def lookup_by(request, monkeypatch):
     """Run the test through each way of asking the kernel."""
     if request.param == "sock_diag" and not SockDiag.available():
         pytest.skip("this kernel does not let this process use sock_diag")
-    monkeypatch.setattr(module, "_sock_diag_available", lambda: request.param == "sock_diag")
+    for predicate in ("_sock_diag_available", "_sock_diag_dump_available"):
+        monkeypatch.setattr(module, predicate, lambda: request.param == "sock_diag")
     return request.param
 
 
@@ -90,7 +93,12 @@ def test_connection_state_is_in_the_packages_lazy_exports():
 def test_off_linux_every_lookup_asks_psutil(monkeypatch):
     # The fake psutil says CLOSE_WAIT where the kernel says ESTABLISHED: an answer of
     # CLOSE_WAIT can only have come from psutil.
-    for predicate in ("_sock_diag_available", "_proc_tcp_available", "_tcp_info_available"):
+    for predicate in (
+        "_sock_diag_available",
+        "_sock_diag_dump_available",
+        "_proc_tcp_available",
+        "_tcp_info_available",
+    ):
         monkeypatch.setattr(module, predicate, lambda: False)
     with LoopbackServer(auto_accept=False) as server:
         client = connect(server.address)
@@ -133,6 +141,50 @@ def test_a_lookup_reads_a_held_socket_and_many_connections_at_once(lookup_by):
                 close(client)
 
 
+def _rows_of_one_connection(port: int, client) -> list[str]:
+    ends = {port, client.getsockname()[1], 0}  # 0: a listener's remote port
+    rows = tcp_sockets(port)
+    return sorted(row.state.name for row in rows if {row.local[1], row.remote[1]} <= ends)
+
+
+def test_a_ports_table_comes_from_the_kernels_filtered_dump(monkeypatch):
+    if not SockDiag.available():
+        pytest.skip("this kernel does not let this process use sock_diag")
+
+    def no_table(*args, **kwargs):
+        raise AssertionError("tcp_sockets(port) read the whole TCP table")
+
+    monkeypatch.setattr(module, "read_tcp_table", no_table)
+    with LoopbackServer(auto_accept=False) as server:
+        client = connect(server.address)
+        try:
+            states = _rows_of_one_connection(server.port, client)
+        finally:
+            close(client)
+    assert states == ["ESTABLISHED", "ESTABLISHED", "LISTEN"]
+
+
+@pytest.mark.parametrize("why", ["no sock_diag", "the kernel refuses the dump"])
+def test_a_ports_table_falls_back_to_proc(monkeypatch, why):
+    def dump(port):
+        if why == "no sock_diag":
+            raise AssertionError("the dump was asked for where there is no sock_diag")
+        raise OSError(errno.EINVAL, "refused")
+
+    read = []
+    monkeypatch.setattr(module, "_sock_diag_dump_available", lambda: why != "no sock_diag")
+    monkeypatch.setattr(sock_diag_dump, "read_port", dump)
+    monkeypatch.setattr(module, "read_tcp_table", lambda port: read.append(port) or proc(port))
+    with LoopbackServer(auto_accept=False) as server:
+        client = connect(server.address)
+        try:
+            states = _rows_of_one_connection(server.port, client)
+            assert read == [server.port]
+        finally:
+            close(client)
+    assert states == ["ESTABLISHED", "ESTABLISHED", "LISTEN"]
+
+
 @pytest.mark.parametrize(
     ("port", "error", "words"),
     [
@@ -149,7 +201,7 @@ def test_a_bad_port_is_refused_before_any_reader_is_asked(port, error, words):
 
 def test_the_readers_never_import_each_other_or_the_lookup_policy():
     # Each reader asks the kernel one way; only kernel.lookup chooses between them.
-    readers = ["proc_tcp", "tcp_info", "sock_diag", "psutil_states"]
+    readers = ["proc_tcp", "tcp_info", "sock_diag", "sock_diag_dump", "psutil_states"]
     code = (
         "import sys, importlib; name = sys.argv[1]; "
         "importlib.import_module('handshake_lab.kernel.' + name); "
@@ -164,7 +216,9 @@ def test_the_readers_never_import_each_other_or_the_lookup_policy():
             capture_output=True,
             timeout=60,
         ).stdout.split()
-        allowed = {reader, "recvmmsg"} | ({"proc_tcp"} if reader == "psutil_states" else set())
+        # The row readers share the row type, TcpSocketRow, defined with the /proc parser.
+        rows = {"proc_tcp"} if reader in ("psutil_states", "sock_diag_dump") else set()
+        allowed = {reader, "recvmmsg"} | rows
         assert set(loaded) <= allowed, (reader, loaded)
 
 

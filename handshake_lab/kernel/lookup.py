@@ -7,7 +7,9 @@ never fall back to one another; this module decides, always in the same order:
   (an exact lookup, whose cost does not grow with the TIME_WAIT rows a load test leaves
   behind), else the TCP table. Found by its addresses, a connection no process holds a
   descriptor for is seen too: one not yet accepted, one already closed (TIME_WAIT).
-- the TCP table of a port: /proc/net/tcp(6) on Linux, psutil elsewhere.
+- the TCP table of a port: a NETLINK_SOCK_DIAG dump filtered by the kernel to that port
+  (what `ss` does, so its cost hardly grows with a load test's TIME_WAIT rows), else
+  /proc/net/tcp(6) on Linux (also for the whole table), psutil elsewhere.
 - a socket we hold: TCP_INFO on Linux, psutil elsewhere.
 
 `ConnectionLookup` is for asking about many connections again and again (the recorder's
@@ -27,7 +29,7 @@ from collections.abc import Callable
 from ..model.addresses import Address, check_port, loopback_host
 from ..model.states import TcpState
 from ..timeouts import SHORT_TIMEOUT, poll_until
-from . import psutil_states, tcp_info
+from . import psutil_states, sock_diag_dump, tcp_info
 from .proc_tcp import TcpSocketRow, find_rows, read_tcp_table
 from .sock_diag import SockDiag
 from .tcp_info import AcceptQueue
@@ -44,6 +46,10 @@ def _sock_diag_available() -> bool:
     return SockDiag.available()
 
 
+def _sock_diag_dump_available() -> bool:
+    return hasattr(socket, "AF_NETLINK")  # Linux
+
+
 def _proc_tcp_available() -> bool:
     return sys.platform.startswith("linux")
 
@@ -57,6 +63,11 @@ def tcp_sockets(port: int | None = None) -> list[TcpSocketRow]:
     """The kernel's TCP sockets whose local or remote port is `port` (all when None)."""
     if port is not None:
         check_port(port)
+        if _sock_diag_dump_available():
+            try:
+                return sock_diag_dump.read_port(port)
+            except OSError:
+                pass  # sock_diag forbidden here, or a kernel that refuses the dump: read the table
     if _proc_tcp_available():
         return read_tcp_table(port)
     return psutil_states.tcp_sockets_from_psutil(port)

@@ -10,7 +10,6 @@ back to one recv_into() per datagram. Linux only, like sock_diag itself.
 from __future__ import annotations
 
 import ctypes
-import ctypes.util
 import errno
 import os
 import select
@@ -41,8 +40,9 @@ class _MMsgHdr(ctypes.Structure):
 
 def _load_recvmmsg():
     try:
-        libc = ctypes.CDLL(ctypes.util.find_library("c") or None, use_errno=True)
-        function = libc.recvmmsg
+        # The C library is already loaded in this process: dlopen(NULL) finds its symbols
+        # without ctypes.util.find_library, which imports subprocess and runs ldconfig.
+        function = ctypes.CDLL(None, use_errno=True).recvmmsg
     except (OSError, AttributeError):
         return None
     function.argtypes = [
