@@ -17,13 +17,14 @@ from __future__ import annotations
 import argparse
 import os
 import shutil
-import socket
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
+
+from recorder_busy_machine import make_time_wait_rows
 
 import handshake_lab
 from handshake_lab.kernel import lookup, sock_diag_dump
@@ -39,16 +40,6 @@ PROC_COMMAND = (
     "import sys; from handshake_lab.kernel.proc_tcp import read_tcp_table; "
     "read_tcp_table(int(sys.argv[1]))"
 )
-
-
-def make_time_wait_rows(count: int) -> None:
-    with socket.create_server(("127.0.0.1", 0), backlog=1024) as listener:
-        address = listener.getsockname()
-        for _ in range(count):
-            client = socket.create_connection(address, timeout=5)
-            server_side, _ = listener.accept()
-            client.close()  # the active closer ends in TIME_WAIT
-            server_side.close()
 
 
 def command_ms(command: list[str], env: dict | None = None) -> float:

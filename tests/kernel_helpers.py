@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import ctypes
 import os
+import socket
 import time
 
 from handshake_lab.timeouts import SHORT_TIMEOUT
@@ -45,3 +46,13 @@ def enter_network_namespace() -> None:
         code = ctypes.get_errno()
         raise OSError(code, f"unshare(CLONE_NEWNET): {os.strerror(code)}")
     bring_interface_up("lo")
+
+
+def ipv6_loopback() -> bool:
+    """True where this host can bind a socket to ::1."""
+    try:
+        with socket.socket(socket.AF_INET6) as probe:
+            probe.bind(("::1", 0))
+    except OSError:
+        return False
+    return True

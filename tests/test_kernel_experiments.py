@@ -12,6 +12,7 @@ import socket
 import time
 
 import pytest
+from kernel_helpers import ipv6_loopback
 
 from handshake_lab.kernel.drop_counters import LISTEN_COUNTERS, listen_counters
 from handshake_lab.kernel.lookup import connection_state, socket_state, tcp_sockets, wait_for_state
@@ -26,15 +27,6 @@ from handshake_lab.timeouts import KERNEL_TIMER_TIMEOUT
 pytestmark = pytest.mark.kernel
 
 
-def _ipv6_loopback() -> bool:
-    try:
-        with socket.socket(socket.AF_INET6) as probe:
-            probe.bind(("::1", 0))
-    except OSError:
-        return False
-    return True
-
-
 @pytest.mark.parametrize(
     "host",
     [
@@ -42,7 +34,7 @@ def _ipv6_loopback() -> bool:
         pytest.param(
             "::1",
             marks=pytest.mark.skipif(
-                not _ipv6_loopback(), reason="this host has no IPv6 loopback (::1)"
+                not ipv6_loopback(), reason="this host has no IPv6 loopback (::1)"
             ),
         ),
     ],

@@ -9,6 +9,7 @@ import socket
 import struct
 
 import pytest
+from kernel_helpers import ipv6_loopback
 
 from handshake_lab.kernel import sock_diag_dump
 from handshake_lab.kernel.lookup import wait_for_state
@@ -27,20 +28,11 @@ pytestmark = [
 ]
 
 
-def _ipv6_loopback() -> bool:
-    try:
-        with socket.socket(socket.AF_INET6) as probe:
-            probe.bind(("::1", 0))
-    except OSError:
-        return False
-    return True
-
-
 HOSTS = [
     "127.0.0.1",
     pytest.param(
         "::1",
-        marks=pytest.mark.skipif(not _ipv6_loopback(), reason="this host has no IPv6 loopback"),
+        marks=pytest.mark.skipif(not ipv6_loopback(), reason="this host has no IPv6 loopback"),
     ),
 ]
 
