@@ -6,6 +6,21 @@ time in nanoseconds) and register the sockets they open. A sampler thread (a `Ba
 then asks the kernel for the state of each registered connection about every millisecond,
 only while recording, and records each change as a typed state event. Rules:
 
+- The sampler keeps that beat while something can change: for IDLE_AFTER seconds after the
+  last event (a call, a new lane or a state change), and for as long as a lane is in a state
+  the kernel leaves by itself (SYN_SENT, SYN_RECV, FIN_WAIT1, CLOSING, LAST_ACK). Otherwise
+  it backs off, each wait BACK_OFF times the last, up to IDLE_INTERVAL, and the next
+  recorded call wakes it back onto the beat at once. With no lane left to watch it sleeps
+  until a socket is registered. What the back-off costs: a change no recorded call comes
+  before, in a state that is not one of those (FIN_WAIT2 ending by its timer, a connection
+  from a socket the helpers did not make, a call made on the socket object itself rather
+  than through the helpers), is seen up to IDLE_INTERVAL late, and may be missed if it
+  lasts less than that.
+- A Recorder nobody holds any more (a Stepper dropped without close()) stops its sampler:
+  the thread holds the Recorder only while it samples. A Recorder entered and never left
+  stays the helpers' tracer in that context, but a later ``with Recorder():`` takes over for
+  its block (the hook is a context variable, see `net.trace`).
+
 - Where a state comes from is `kernel.lookup`'s choice, not the recorder's: its
   `ConnectionLookup` reads a socket we hold (TCP_INFO on Linux) and finds the others by
   their addresses (not yet accepted, or already closed) with prepared sock_diag requests,
@@ -26,6 +41,7 @@ import contextlib
 import socket
 import threading
 import time
+import weakref
 
 from ..kernel.lookup import ConnectionLookup
 from ..kernel.segment_counts import SegmentCounts, read_counts
@@ -37,6 +53,23 @@ from ..timeouts import SAMPLE_INTERVAL
 from .events import CALL, ERROR, RETURN, STATE, Event, LaneState, Recording
 
 _now = time.monotonic_ns  # bound once: it is called for every event
+
+#: Seconds with no new event, and no lane in a _MOVING state, before the sampler backs off.
+IDLE_AFTER = 1.0
+#: The longest wait between two samples once backed off, in seconds.
+IDLE_INTERVAL = 0.1
+#: Each backed-off wait is this many times the one before.
+BACK_OFF = 2
+#: States the kernel leaves by itself, on a timer or a peer's segment, with no call of ours.
+_MOVING = frozenset(
+    {
+        TcpState.SYN_SENT,
+        TcpState.SYN_RECEIVED,
+        TcpState.FIN_WAIT_1,
+        TcpState.CLOSING,
+        TcpState.LAST_ACK,
+    }
+)
 
 
 class _Lane:
@@ -104,19 +137,37 @@ class Recorder:
         self._finished = False
         self._stopped = False
         self._tracing: contextlib.AbstractContextManager | None = None
+        # The sampler's pace (see _pace): set by the sampler thread, read by the callers.
+        self._wake = threading.Event()
+        self._dozing = False  # backed off or asleep: a recorded call must wake the sampler
+        self._wait: float | None = self.interval
+        self._seen = 0  # len(self._events) at the last pass
+        self._changed_ns = 0  # when the last pass found a new event
 
     # -- lifetime -------------------------------------------------------------------
     def __enter__(self) -> Recorder:
         if self._finished or self._background is not None:
             raise RuntimeError("this Recorder has already recorded: make a new Recorder()")
+        self._lookup = ConnectionLookup()
+        self._start_ns = self._changed_ns = time.monotonic_ns()
+        self._background = Background("recorder")
+        # The thread gets a weak reference, and an empty context (not one holding a tracer):
+        # a Recorder nobody holds is collected, and its finalizer stops the thread.
+        self._finalizer = weakref.finalize(
+            self, _abandoned, self._background, self._wake, self._lookup
+        )
+        self._background.start(
+            _sample_while_held,
+            weakref.ref(self),
+            self._background.stopping,
+            self._wake,
+            name="recorder",
+            inherit_context=False,
+        )
         if self.follow_helpers:
             # Nested recorders: the inner one hears the calls until it stops.
             self._tracing = tracing(self)
             self._tracing.__enter__()
-        self._lookup = ConnectionLookup()
-        self._start_ns = time.monotonic_ns()
-        self._background = Background("recorder")
-        self._background.start(self._run, name="recorder")
         return self
 
     def __exit__(self, *exc_info: object) -> None:
@@ -130,11 +181,14 @@ class Recorder:
         if not self._finished and self._background is not None:
             self._finished = True
             try:
+                self._background.stop()
+                self._wake.set()  # after stop(): the sampler wakes to find it stopping
                 self._background.close()  # joins the sampler; raises what went wrong in it
                 self.sample()
             finally:
                 self._end_ns = time.monotonic_ns()
                 self._stopped = True  # sample() is a no-op from now on
+                self._finalizer.detach()
                 self._lookup.close()
                 if self._tracing is not None:
                     with contextlib.suppress(ValueError):  # stopped from another context
@@ -148,28 +202,62 @@ class Recorder:
         events = [Event(*fields) for fields in list(self._events)]
         return Recording.from_events(events, self._start_ns, end_ns)
 
-    def _run(self) -> None:
-        # A steady beat from the start, even with nothing to poll yet: a beat that started
-        # with the first socket would sample in step with the caller's first calls, and
-        # miss more of the states that last about one interval.
-        stopping = self._background.stopping
-        while not stopping.wait(self.interval):
-            self.sample()
+    @property
+    def sampler_wait(self) -> float | None:
+        """Seconds the sampler waits before its next sample: `interval` on its beat, up to
+        IDLE_INTERVAL backed off, None while it sleeps until a socket is registered."""
+        return self._wait
+
+    def _pace(self) -> float | None:
+        """Sample, then choose how long to wait before the next sample (see the module
+        docstring). The sampler thread's one step."""
+        self.sample()
+        now, count = _now(), len(self._events)
+        if count != self._seen or any(lane.state in _MOVING for lane in self._live_lanes):
+            self._seen, self._changed_ns, wait = count, now, self.interval
+        elif not self._live_lanes:
+            wait = None
+        elif now - self._changed_ns < IDLE_AFTER * 1e9:
+            wait = self.interval
+        else:
+            longest = max(self.interval, IDLE_INTERVAL)
+            wait = min((self._wait or self.interval) * BACK_OFF, longest)
+        self._dozing = wait is None or wait > self.interval
+        # A call recorded since `count` was read saw _dozing still False and woke nobody:
+        # it is found here (the caller appends, then reads _dozing; this is the reverse).
+        if self._dozing and len(self._events) != count:
+            self._dozing, wait = False, self.interval
+        self._wait = wait
+        return wait
+
+    def _woken(self) -> None:
+        """A call was recorded: a sampler that backed off comes back onto its beat."""
+        if self._dozing:
+            self._dozing = False
+            self._wake.set()
 
     # -- what the helpers report ----------------------------------------------------
     def call(self, actor: str, lane: str, name: str) -> None:
         self._events.append((_now(), CALL, lane, name, actor, ""))
+        if self._dozing:
+            self._woken()
 
     def returned(self, actor: str, lane: str, name: str, detail: str = "") -> None:
         self._events.append((_now(), RETURN, lane, name, actor, detail))
+        if self._dozing:
+            self._woken()
 
     def failed(self, actor: str, lane: str, name: str, error: BaseException) -> None:
         self._events.append((_now(), ERROR, lane, name, actor, f"{type(error).__name__}: {error}"))
+        if self._dozing:
+            self._woken()
 
     def begin(self, sock: socket.socket, role: str, remote, name: str) -> _Lane:
         """A call on `sock` starts (the helpers' fast path: track() and call() in one)."""
         lane = self._lane_of_socket.get(id(sock)) or self._new_lane(role, sock, remote=remote)
         self._events.append((_now(), CALL, lane.name, name, lane.actor, ""))
+        if self._dozing:
+            self._woken()
         return lane
 
     def _new_lane(self, role: str, sock, local=None, remote=None, number=None) -> _Lane:
@@ -185,7 +273,8 @@ class Recorder:
                 self._server_lanes[(local, remote)] = lane
             if sock is not None:
                 self._lane_of_socket[id(sock)] = lane
-            return lane
+        self._woken()  # the first lane wakes a sampler that had nothing to watch
+        return lane
 
     def track(self, sock: socket.socket, role: str, remote=None) -> str:
         """The lane of `sock`, registered on first sight; role is 'listener' or 'client'.
@@ -328,6 +417,29 @@ class Recorder:
                 )
                 for lane in self._lanes
             ]
+
+
+def _sample_while_held(recorder_ref: weakref.ref, stopping: threading.Event, wake) -> None:
+    """The sampler thread: sample and wait, as Recorder._pace says, until stop() or until
+    nobody holds the Recorder (it is held here only while it samples)."""
+    while True:
+        wake.clear()  # before the check: a stop() that comes after it sets wake again
+        if stopping.is_set():
+            return
+        recorder = recorder_ref()
+        if recorder is None:
+            return
+        wait = recorder._pace()
+        del recorder
+        wake.wait(wait)
+
+
+def _abandoned(background: Background, wake: threading.Event, lookup: ConnectionLookup) -> None:
+    """A Recorder was collected without stop(): end its sampler (not joined: this may run in
+    the sampler thread itself) and close its netlink socket, which only the sampler used."""
+    background.stop()
+    wake.set()
+    lookup.close()
 
 
 def _counts_of(sock: socket.socket | None) -> SegmentCounts | None:
