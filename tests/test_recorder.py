@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import collections
 import gc
+import socket
 import threading
 import time
 
@@ -228,7 +229,10 @@ def test_a_connection_in_syn_sent_keeps_the_sampler_on_its_beat(monkeypatch):
         waiting = start_connect(server.address)  # its SYN meets the full queue
         try:
             wait_for(
-                lambda: "SYN_SENT" in recorder.recording.states_of("client 2"),
+                lambda: (
+                    "SYN_SENT" in recorder.recording.states_of("client 2")
+                    and recorder.sampler_wait == recorder.interval
+                ),
                 what="the sampler recording client 2 in SYN_SENT",
             )
             deadline = time.monotonic() + 5 * recorder_module.IDLE_AFTER
@@ -277,3 +281,28 @@ def test_a_forgotten_recorder_does_not_lock_out_the_next(monkeypatch):
     finally:
         forgotten.stop()
     assert current_tracer() is None
+
+
+def test_a_socket_closed_before_its_port_was_known_leaves_nothing_to_watch(monkeypatch):
+    passes = counting_samples(monkeypatch)
+    with Recorder() as recorder:
+        before = passes[id(recorder)]
+        sock = socket.socket()
+        recorder.track(sock, "client", remote=("127.0.0.1", 9))  # wakes the sampler
+        sock.close()  # never connected: no address to find it by, and nothing left to see
+        wait_for(
+            lambda: passes[id(recorder)] > before and recorder.sampler_wait is None,
+            what="the sampler looking at the closed socket's lane, then going to sleep",
+        )
+
+
+def test_a_refused_connect_leaves_nothing_for_the_sampler_to_watch():
+    with socket.socket() as bound:  # bound, not listening: a connect() to it is refused
+        bound.bind(("127.0.0.1", 0))
+        with Recorder() as recorder:
+            with pytest.raises(ConnectionRefusedError):
+                connect(bound.getsockname())
+            wait_for(
+                lambda: recorder.sampler_wait is None,
+                what="the sampler going to sleep once the refused client's lane is over",
+            )

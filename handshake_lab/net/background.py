@@ -5,8 +5,7 @@ way socketserver has one BaseServer: written once, tested once. Rules:
 
 - Threads are daemon threads named ``handshake-lab-NAME``, started in a copy of the
   caller's context, so a trace hook set by ``with Recorder():`` (see `trace`) follows the
-  calls they make; ``inherit_context=False`` starts one in an empty context instead (the
-  recorder's sampler, which reports nothing and must not keep the caller's tracer alive).
+  calls they make.
 - An exception raised in a thread is kept and raised again in the caller by `close()`
   (a RuntimeError from the first one). Errors raised after `stop()` was asked are dropped
   when ``ignore_errors_after_stop`` (closing sockets under a thread makes it fail).
@@ -68,13 +67,7 @@ class Background:
                     self._waker[1].send(b"x")
             return self._waker[0]
 
-    def start(
-        self,
-        target: Callable[..., object],
-        *args: object,
-        name: str,
-        inherit_context: bool = True,
-    ) -> threading.Thread:
+    def start(self, target: Callable[..., object], *args: object, name: str) -> threading.Thread:
         """Run ``target(*args)`` in a new thread; its exception is kept for close()."""
         if self._closed:
             raise RuntimeError(f"{self.name} is closed: make a new one")
@@ -88,7 +81,7 @@ class Background:
             finally:
                 self._finished()
 
-        context = contextvars.copy_context() if inherit_context else contextvars.Context()
+        context = contextvars.copy_context()
         thread = threading.Thread(
             target=context.run, args=(run,), name=f"handshake-lab-{name}", daemon=True
         )

@@ -9,18 +9,17 @@ only while recording, and records each change as a typed state event. Rules:
 - The sampler keeps that beat while something can change: for IDLE_AFTER seconds after the
   last event (a call, a new lane or a state change), and for as long as a lane is in a state
   the kernel leaves by itself (SYN_SENT, SYN_RECV, FIN_WAIT1, CLOSING, LAST_ACK). Otherwise
-  it backs off, each wait BACK_OFF times the last, up to IDLE_INTERVAL, and the next
-  recorded call wakes it back onto the beat at once. With no lane left to watch it sleeps
-  until a socket is registered. What the back-off costs: a change no recorded call comes
-  before, in a state that is not one of those (FIN_WAIT2 ending by its timer, a connection
-  from a socket the helpers did not make, a call made on the socket object itself rather
-  than through the helpers), is seen up to IDLE_INTERVAL late, and may be missed if it
-  lasts less than that.
+  it backs off, each wait BACK_OFF times the last, up to IDLE_INTERVAL; with no lane left
+  to watch it sleeps. A recorded call or a new socket wakes it at once, back onto the beat
+  (its next sample one interval later, as on the beat). What the back-off costs: a change
+  no recorded call comes before, from a state that is not one of those (FIN_WAIT2 ending by
+  its timer, a peer the helpers did not make, a call made on the socket object itself
+  rather than through the helpers), is seen up to IDLE_INTERVAL late, and missed if it
+  lasts less than the wait it falls in.
 - A Recorder nobody holds any more (a Stepper dropped without close()) stops its sampler:
   the thread holds the Recorder only while it samples. A Recorder entered and never left
   stays the helpers' tracer in that context, but a later ``with Recorder():`` takes over for
   its block (the hook is a context variable, see `net.trace`).
-
 - Where a state comes from is `kernel.lookup`'s choice, not the recorder's: its
   `ConnectionLookup` reads a socket we hold (TCP_INFO on Linux) and finds the others by
   their addresses (not yet accepted, or already closed) with prepared sock_diag requests,
@@ -30,9 +29,11 @@ only while recording, and records each change as a typed state event. Rules:
 - The lane of the server's side of a connection exists from the moment the client's
   connect() starts, because the kernel builds that side before any accept().
 - Only the sampler thread samples (and `sample()`, called on purpose): recording a call
-  costs one tuple appended to a list, so the calls themselves run at nearly full speed.
-  A thread busy in pure Python holds the GIL for up to sys.getswitchinterval() (5 ms),
-  and no sample can be taken meanwhile.
+  costs one tuple appended to a list and a look at whether the sampler must be woken. A
+  thread busy in pure Python holds the GIL for up to sys.getswitchinterval() (5 ms), and no
+  sample can be taken meanwhile; the other way round, a sampling pass holds the GIL while
+  it works through the lanes, and a caller making calls back to back waits for it
+  (benchmarks/recorder_overhead.py prints what the caller pays).
 """
 
 from __future__ import annotations
@@ -141,7 +142,7 @@ class Recorder:
         self._wake = threading.Event()
         self._dozing = False  # backed off or asleep: a recorded call must wake the sampler
         self._wait: float | None = self.interval
-        self._seen = 0  # len(self._events) at the last pass
+        self._seen = 0  # _activity() at the last pass
         self._changed_ns = 0  # when the last pass found a new event
 
     # -- lifetime -------------------------------------------------------------------
@@ -151,8 +152,9 @@ class Recorder:
         self._lookup = ConnectionLookup()
         self._start_ns = self._changed_ns = time.monotonic_ns()
         self._background = Background("recorder")
-        # The thread gets a weak reference, and an empty context (not one holding a tracer):
-        # a Recorder nobody holds is collected, and its finalizer stops the thread.
+        # The thread gets a weak reference, and starts before this Recorder is the tracer of
+        # the context it copies: a Recorder nobody holds is collected, and its finalizer
+        # stops the thread.
         self._finalizer = weakref.finalize(
             self, _abandoned, self._background, self._wake, self._lookup
         )
@@ -162,7 +164,6 @@ class Recorder:
             self._background.stopping,
             self._wake,
             name="recorder",
-            inherit_context=False,
         )
         if self.follow_helpers:
             # Nested recorders: the inner one hears the calls until it stops.
@@ -212,9 +213,9 @@ class Recorder:
         """Sample, then choose how long to wait before the next sample (see the module
         docstring). The sampler thread's one step."""
         self.sample()
-        now, count = _now(), len(self._events)
-        if count != self._seen or any(lane.state in _MOVING for lane in self._live_lanes):
-            self._seen, self._changed_ns, wait = count, now, self.interval
+        now, seen = _now(), self._activity()
+        if seen != self._seen or any(lane.state in _MOVING for lane in self._live_lanes):
+            self._seen, self._changed_ns, wait = seen, now, self.interval
         elif not self._live_lanes:
             wait = None
         elif now - self._changed_ns < IDLE_AFTER * 1e9:
@@ -223,12 +224,17 @@ class Recorder:
             longest = max(self.interval, IDLE_INTERVAL)
             wait = min((self._wait or self.interval) * BACK_OFF, longest)
         self._dozing = wait is None or wait > self.interval
-        # A call recorded since `count` was read saw _dozing still False and woke nobody:
-        # it is found here (the caller appends, then reads _dozing; this is the reverse).
-        if self._dozing and len(self._events) != count:
+        # A call or a lane recorded since `seen` was counted found _dozing still False and
+        # woke nobody: it is found here (the caller appends, then reads _dozing; this thread
+        # sets _dozing, then counts again).
+        if self._dozing and self._activity() != seen:
             self._dozing, wait = False, self.interval
         self._wait = wait
         return wait
+
+    def _activity(self) -> int:
+        """Events and lanes so far: a change means something happened since the last pass."""
+        return len(self._events) + len(self._lanes)
 
     def _woken(self) -> None:
         """A call was recorded: a sampler that backed off comes back onto its beat."""
@@ -273,7 +279,8 @@ class Recorder:
                 self._server_lanes[(local, remote)] = lane
             if sock is not None:
                 self._lane_of_socket[id(sock)] = lane
-        self._woken()  # the first lane wakes a sampler that had nothing to watch
+        if self._dozing:  # the first lane wakes a sampler that had nothing to watch
+            self._woken()
         return lane
 
     def track(self, sock: socket.socket, role: str, remote=None) -> str:
@@ -320,9 +327,15 @@ class Recorder:
 
     def _resolve_local(self, lane: _Lane) -> None:
         """For a client blocked in connect(): read its port from the kernel."""
-        if lane.sock is None or lane.sock.fileno() < 0 or lane.remote is None:
+        sock = lane.sock
+        if lane.remote is None:
             return
-        local = lane.sock.getsockname()[:2]
+        try:
+            local = sock.getsockname()[:2]
+        except OSError:  # closed by its owner meanwhile
+            if sock.fileno() >= 0:
+                raise
+            return
         if local[1] != 0:
             self._add_server_side(lane, local)
 
@@ -334,46 +347,57 @@ class Recorder:
                 self._sample_unlocked()
 
     def _sample_unlocked(self) -> None:
-        with self._lock:
-            lanes = list(self._live_lanes)
+        lanes = self._live_lanes[:]  # one step under the GIL: the callers only append to it
         lookup = self._lookup
-        held = lookup.held
+        prepare = lookup.prepare
         by_address = []
         retired = False
         for lane in lanes:
-            if not lane.peer_added and lane.role == "client":
-                self._resolve_local(lane)
-            sock = lane.sock
-            if sock is not None and sock.fileno() < 0:
-                # Closed: from now on the lane is found by its addresses. Let the socket go
-                # (a long recording would otherwise keep every socket it saw alive), and its
-                # id with it, which a new socket may get.
-                self._lane_of_socket.pop(id(sock), None)
-                lane.sock = sock = None
-            if sock is None:
-                if lane.role == "listener":
-                    retired |= self._observe(lane, TcpState.CLOSED)
-                elif lane.local is not None:
-                    if lane.request is None:
-                        lane.request = lookup.prepare(lane.local, lane.remote)
-                    by_address.append(lane)
-            else:
-                state, queue = held(sock)
-                if state is TcpState.CLOSED and lane.local is not None and lane.remote:
+            if lane.sock is not None:
+                read = self._read_held(lane)
+                if read is not None:
+                    state, queue = read
+                    if state is not TcpState.CLOSED or lane.local is None or not lane.remote:
+                        retired |= self._observe(lane, state, queue)
+                        continue
                     # The socket reads CLOSE once the kernel has handed the connection to a
                     # TIME-WAIT entry of its own (tcp_time_wait, after shutdown() and the
                     # peer's FIN): the lane follows the connection, found by its addresses.
-                    if lane.request is None:
-                        lane.request = lookup.prepare(lane.local, lane.remote)
-                    by_address.append(lane)
-                else:
-                    retired |= self._observe(lane, state, queue)
-        found = lookup.states([lane.request for lane in by_address])
-        for lane, result in zip(by_address, found, strict=True):
-            retired |= self._observe(lane, None if result is None else result[0])
+                elif lane.role == "listener":
+                    retired |= self._observe(lane, TcpState.CLOSED)
+                    continue
+            if lane.local is not None:
+                if lane.request is None:
+                    lane.request = prepare(lane.local, lane.remote)
+                by_address.append(lane)
+            elif lane.sock is None:
+                # Closed before its port was known (a refused connect()): nothing to ask.
+                retired |= self._observe(lane, None)
+        if by_address:
+            found = lookup.states([lane.request for lane in by_address])
+            for lane, result in zip(by_address, found, strict=True):
+                retired |= self._observe(lane, None if result is None else result[0])
         if retired:
             with self._lock:
                 self._live_lanes = [lane for lane in self._live_lanes if not lane.done]
+
+    def _read_held(self, lane: _Lane) -> tuple[TcpState, AcceptQueue | None] | None:
+        """The state of the socket a lane holds, or None once it is closed: from then on the
+        lane is found by its addresses, and lets the socket go (a long recording would
+        otherwise keep every socket it saw alive), and its id with it, which a new socket
+        may get. Its owner may close it while this thread reads it."""
+        sock = lane.sock
+        if sock.fileno() >= 0:
+            if not lane.peer_added and lane.role == "client":
+                self._resolve_local(lane)
+            try:
+                return self._lookup.held(sock)
+            except (ValueError, OSError):
+                if sock.fileno() >= 0:
+                    raise
+        self._lane_of_socket.pop(id(sock), None)
+        lane.sock = None
+        return None
 
     def _observe(
         self, lane: _Lane, state: TcpState | None, queue: AcceptQueue | None = None
@@ -383,7 +407,8 @@ class Recorder:
             if lane.state is None:
                 # Not in the kernel yet (a dropped SYN leaves no server side), or it came and
                 # went between two samples: stop asking once no socket can bring it back.
-                lane.done = self._closed(lane) and (lane.peer is None or self._closed(lane.peer))
+                peer = lane.peer
+                lane.done = self._closed(lane) and (peer is None or self._closed(peer))
                 return lane.done
             state, lane.gone = TcpState.CLOSED, True
         fields = (state, lane.accepted, queue, lane.gone)
@@ -394,7 +419,8 @@ class Recorder:
         # can reopen it (a fresh, unconnected socket is CLOSED too, until listen or connect).
         if state is TcpState.TIME_WAIT or (state is TcpState.CLOSED and self._closed(lane)):
             lane.done = True
-        return lane.done
+            return True
+        return False
 
     @staticmethod
     def _closed(lane: _Lane) -> bool:
@@ -429,9 +455,13 @@ def _sample_while_held(recorder_ref: weakref.ref, stopping: threading.Event, wak
         recorder = recorder_ref()
         if recorder is None:
             return
-        wait = recorder._pace()
+        interval, wait = recorder.interval, recorder._pace()
         del recorder
-        wake.wait(wait)
+        if wake.wait(wait):
+            # Woken by a call or a new socket: back onto the beat, whose next sample comes
+            # one interval later (sampling at once would catch the call's socket before its
+            # system call, a fresh socket's CLOSED).
+            stopping.wait(interval)
 
 
 def _abandoned(background: Background, wake: threading.Event, lookup: ConnectionLookup) -> None:
