@@ -11,11 +11,11 @@ only while recording, and records each change as a typed state event. Rules:
   the kernel leaves by itself (SYN_SENT, SYN_RECV, FIN_WAIT1, CLOSING, LAST_ACK). Otherwise
   it backs off, each wait BACK_OFF times the last, up to IDLE_INTERVAL; with no lane left
   to watch it sleeps. A recorded call or a new socket wakes it at once, back onto the beat
-  (its next sample one interval later, as on the beat). What the back-off costs: a change
-  no recorded call comes before, from a state that is not one of those (FIN_WAIT2 ending by
-  its timer, a peer the helpers did not make, a call made on the socket object itself
-  rather than through the helpers), is seen up to IDLE_INTERVAL late, and missed if it
-  lasts less than the wait it falls in.
+  (its next sample at the beat's next tick, on a grid from the start of the recording).
+  What the back-off costs: a change no recorded call comes before, from a state that is not
+  one of those (FIN_WAIT2 ending by its timer, a peer the helpers did not make, a call made
+  on the socket object itself rather than through the helpers), is seen up to IDLE_INTERVAL
+  late, and missed if it lasts less than the wait it falls in.
 - A Recorder nobody holds any more (a Stepper dropped without close()) stops its sampler:
   the thread holds the Recorder only while it samples. A Recorder entered and never left
   stays the helpers' tracer in that context, but a later ``with Recorder():`` takes over for
@@ -455,13 +455,14 @@ def _sample_while_held(recorder_ref: weakref.ref, stopping: threading.Event, wak
         recorder = recorder_ref()
         if recorder is None:
             return
-        interval, wait = recorder.interval, recorder._pace()
+        interval, start_ns, wait = recorder.interval, recorder._start_ns, recorder._pace()
         del recorder
         if wake.wait(wait):
-            # Woken by a call or a new socket: back onto the beat, whose next sample comes
-            # one interval later (sampling at once would catch the call's socket before its
-            # system call, a fresh socket's CLOSED).
-            stopping.wait(interval)
+            # Woken by a call or a new socket: back onto the beat at its next tick, on a grid
+            # from the start of the recording, as if it had never stopped: not at once (that
+            # would catch the call's socket before its system call, a fresh socket's CLOSED),
+            # nor a fixed time after each call, always in the same step with the caller.
+            stopping.wait(interval - (_now() - start_ns) / 1e9 % interval)
 
 
 def _abandoned(background: Background, wake: threading.Event, lookup: ConnectionLookup) -> None:
