@@ -158,6 +158,7 @@ class Recorder:
         self._finalizer = weakref.finalize(
             self, _abandoned, self._background, self._wake, self._lookup
         )
+        self._finalizer.atexit = False  # at exit the daemon thread simply ends
         self._background.start(
             _sample_while_held,
             weakref.ref(self),
@@ -237,7 +238,7 @@ class Recorder:
         return len(self._events) + len(self._lanes)
 
     def _woken(self) -> None:
-        """A call was recorded: a sampler that backed off comes back onto its beat."""
+        """A call or a lane was recorded: a sampler that backed off or sleeps comes back."""
         if self._dozing:
             self._dozing = False
             self._wake.set()
@@ -347,9 +348,9 @@ class Recorder:
                 self._sample_unlocked()
 
     def _sample_unlocked(self) -> None:
-        lanes = self._live_lanes[:]  # one step under the GIL: the callers only append to it
+        with self._lock:
+            lanes = list(self._live_lanes)
         lookup = self._lookup
-        prepare = lookup.prepare
         by_address = []
         retired = False
         for lane in lanes:
@@ -368,7 +369,7 @@ class Recorder:
                     continue
             if lane.local is not None:
                 if lane.request is None:
-                    lane.request = prepare(lane.local, lane.remote)
+                    lane.request = lookup.prepare(lane.local, lane.remote)
                 by_address.append(lane)
             elif lane.sock is None:
                 # Closed before its port was known (a refused connect()): nothing to ask.
@@ -407,8 +408,7 @@ class Recorder:
             if lane.state is None:
                 # Not in the kernel yet (a dropped SYN leaves no server side), or it came and
                 # went between two samples: stop asking once no socket can bring it back.
-                peer = lane.peer
-                lane.done = self._closed(lane) and (peer is None or self._closed(peer))
+                lane.done = self._closed(lane) and (lane.peer is None or self._closed(lane.peer))
                 return lane.done
             state, lane.gone = TcpState.CLOSED, True
         fields = (state, lane.accepted, queue, lane.gone)
@@ -419,8 +419,7 @@ class Recorder:
         # can reopen it (a fresh, unconnected socket is CLOSED too, until listen or connect).
         if state is TcpState.TIME_WAIT or (state is TcpState.CLOSED and self._closed(lane)):
             lane.done = True
-            return True
-        return False
+        return lane.done
 
     @staticmethod
     def _closed(lane: _Lane) -> bool:
@@ -445,7 +444,9 @@ class Recorder:
             ]
 
 
-def _sample_while_held(recorder_ref: weakref.ref, stopping: threading.Event, wake) -> None:
+def _sample_while_held(
+    recorder_ref: weakref.ref, stopping: threading.Event, wake: threading.Event
+) -> None:
     """The sampler thread: sample and wait, as Recorder._pace says, until stop() or until
     nobody holds the Recorder (it is held here only while it samples)."""
     while True:
