@@ -14,6 +14,7 @@ BENCHMARKS = [
     "import_time.py",
     "stepper_step.py",
     "sampler_resolution.py",
+    "idle_sampler.py",
     "timeline_png.py",
     "notebook_address_space.py",
     "recorder_busy_machine.py",  # it leaves 10,000 TIME_WAIT rows for 60 s

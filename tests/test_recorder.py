@@ -2,16 +2,21 @@
 
 from __future__ import annotations
 
+import collections
+import gc
+import socket
 import threading
+import time
 
 import pytest
 from kernel_helpers import wait_for
 
 from handshake_lab.kernel.tcp_info import AcceptQueue
 from handshake_lab.model.states import TcpState
-from handshake_lab.net.clients import close, connect, receive, send
+from handshake_lab.net.clients import close, connect, receive, send, start_connect
 from handshake_lab.net.server import LoopbackServer
 from handshake_lab.net.trace import current_tracer
+from handshake_lab.record import recorder as recorder_module
 from handshake_lab.record.events import STATE, Event, Recording
 from handshake_lab.record.recorder import Recorder
 
@@ -170,3 +175,134 @@ def test_sampling_after_stop_changes_nothing():
     recorder.sample()
     assert recorder.recording.events == before.events
     assert [view.lane for view in recorder.lane_states()] == ["listener", "client", "server 1"]
+
+
+def counting_samples(monkeypatch) -> collections.Counter:
+    """Count the sampling passes of each Recorder from now on, by id()."""
+    passes: collections.Counter = collections.Counter()
+    sample = Recorder._sample_unlocked
+
+    def counted(recorder):
+        passes[id(recorder)] += 1
+        sample(recorder)
+
+    monkeypatch.setattr(Recorder, "_sample_unlocked", counted)
+    return passes
+
+
+def test_a_sampler_with_no_socket_to_watch_sleeps_until_one_comes(monkeypatch):
+    passes = counting_samples(monkeypatch)
+    with Recorder() as recorder:
+        wait_for(lambda: recorder.sampler_wait is None, what="the sampler going to sleep")
+        before = passes[id(recorder)]
+        time.sleep(0.05)  # not for ordering: a window in which a 1 ms beat would sample ~50 times
+        assert passes[id(recorder)] == before, "the sampler sampled with nothing to sample"
+        with LoopbackServer(auto_accept=False):  # a listener wakes it: its LISTEN is recorded
+            wait_for(
+                lambda: "LISTEN" in recorder.recording.states_of("listener"),
+                what="the woken sampler recording the listener",
+            )
+
+
+def test_a_quiet_sampler_backs_off_and_a_call_brings_back_the_beat(monkeypatch):
+    # A long idle interval, reached in two steps: only the call's wake-up can explain a
+    # prompt sample after it.
+    monkeypatch.setattr(recorder_module, "IDLE_AFTER", 0.02)
+    monkeypatch.setattr(recorder_module, "IDLE_INTERVAL", 60.0)
+    monkeypatch.setattr(recorder_module, "BACK_OFF", 1000)
+    with Recorder() as recorder, LoopbackServer(auto_accept=False) as server:
+        wait_for(lambda: recorder.sampler_wait == 60.0, what="the sampler backing off", timeout=5)
+        client = connect(server.address)
+        # No further call: the sampler, back on its beat, sees the server's side by itself.
+        wait_for(
+            lambda: "ESTABLISHED" in recorder.recording.states_of("server 1"),
+            what="the sampler recording the server's side",
+        )
+        close(client)
+
+
+def test_a_connection_in_syn_sent_keeps_the_sampler_on_its_beat(monkeypatch):
+    # The kernel moves a SYN-SENT socket on by itself (a SYN retry answered): no back-off.
+    monkeypatch.setattr(recorder_module, "IDLE_AFTER", 0.02)
+    with Recorder() as recorder, LoopbackServer(backlog=0, auto_accept=False) as server:
+        fillers = [connect(server.address)]  # listen(0) admits one connection
+        waiting = start_connect(server.address)  # its SYN meets the full queue
+        try:
+            wait_for(
+                lambda: (
+                    "SYN_SENT" in recorder.recording.states_of("client 2")
+                    and recorder.sampler_wait == recorder.interval
+                ),
+                what="the sampler recording client 2 in SYN_SENT",
+            )
+            deadline = time.monotonic() + 5 * recorder_module.IDLE_AFTER
+            while time.monotonic() < deadline:  # long past IDLE_AFTER with no call or change
+                assert recorder.sampler_wait == recorder.interval
+                time.sleep(0.005)
+        finally:
+            close(waiting)
+            for sock in fillers:
+                close(sock)
+
+
+def test_a_recorder_nobody_holds_stops_its_sampler():
+    # A Stepper or a widget dropped without close() (a cell run again) drops its Recorder.
+    recorder = Recorder(follow_helpers=False).__enter__()
+    (thread,) = recorder._background._threads
+    del recorder
+    gc.collect()
+    thread.join(timeout=2)
+    assert not thread.is_alive(), "the sampler thread kept running for a Recorder nobody holds"
+
+
+def test_a_forgotten_recorder_does_not_lock_out_the_next(monkeypatch):
+    passes = counting_samples(monkeypatch)
+    forgotten = Recorder().__enter__()  # never exited, as in a notebook cell
+    try:
+        wait_for(lambda: forgotten.sampler_wait is None, what="the forgotten sampler sleeping")
+        before = passes[id(forgotten)]
+        with Recorder() as recorder, LoopbackServer(auto_accept=False) as server:
+            assert current_tracer() is recorder
+            close(connect(server.address))
+            close(server.accept())
+        assert [s.name for s in recorder.recording.call_spans()] == [
+            "listen(128)",
+            "connect()",
+            "close()",
+            "accept()",
+            "close()",
+            "close()",
+        ]
+        assert "TIME_WAIT" in recorder.recording.states_of("client")
+        # The forgotten one heard none of it, and its sampler slept throughout.
+        assert not forgotten.recording.events and forgotten.sampler_wait is None
+        assert passes[id(forgotten)] == before
+        assert current_tracer() is forgotten
+    finally:
+        forgotten.stop()
+    assert current_tracer() is None
+
+
+def test_a_socket_closed_before_its_port_was_known_leaves_nothing_to_watch(monkeypatch):
+    passes = counting_samples(monkeypatch)
+    with Recorder() as recorder:
+        before = passes[id(recorder)]
+        sock = socket.socket()
+        recorder.track(sock, "client", remote=("127.0.0.1", 9))  # wakes the sampler
+        sock.close()  # never connected: no address to find it by, and nothing left to see
+        wait_for(
+            lambda: passes[id(recorder)] > before and recorder.sampler_wait is None,
+            what="the sampler looking at the closed socket's lane, then going to sleep",
+        )
+
+
+def test_a_refused_connect_leaves_nothing_for_the_sampler_to_watch():
+    with socket.socket() as bound:  # bound, not listening: a connect() to it is refused
+        bound.bind(("127.0.0.1", 0))
+        with Recorder() as recorder:
+            with pytest.raises(ConnectionRefusedError):
+                connect(bound.getsockname())
+            wait_for(
+                lambda: recorder.sampler_wait is None,
+                what="the sampler going to sleep once the refused client's lane is over",
+            )

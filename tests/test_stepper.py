@@ -4,6 +4,8 @@ timer waited for is the SYN retry in the full-queue scenario (about 1 s)."""
 
 from __future__ import annotations
 
+import gc
+
 import pytest
 from kernel_helpers import wait_for
 
@@ -557,3 +559,14 @@ def test_a_click_right_after_choosing_a_new_scenario_is_taken():
         widget.reset("client-closes-first")
         widget._on_button(widget._button("client.connect()"))  # at once, on the new scenario
         assert widget.snapshot.step == "client.connect()", widget.snapshot
+
+
+def test_a_stepper_nobody_holds_stops_its_recorders_sampler():
+    # A Stepper dropped without close() (a cell run again) must not sample forever.
+    stepper = Stepper("basic", capture_packets=False)
+    stepper.step()  # server.listen(): a listener the sampler watches
+    (thread,) = stepper._run.recorder._background._threads
+    del stepper
+    gc.collect()
+    thread.join(timeout=2)
+    assert not thread.is_alive(), "the sampler thread kept running for a Stepper nobody holds"

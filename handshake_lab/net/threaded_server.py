@@ -21,6 +21,7 @@ way socketserver's servers are BaseServers. Rules:
 from __future__ import annotations
 
 import contextlib
+import os
 import selectors
 import socket
 import threading
@@ -57,6 +58,7 @@ class ThreadedServer:
         self, host: str = "127.0.0.1", *, backlog: int = 128, name: str | None = None
     ) -> None:
         self.host = loopback_host(host)
+        self._family = family_of(self.host)
         if isinstance(backlog, bool) or not isinstance(backlog, int) or backlog < 0:
             raise ValueError(f"backlog must be an int >= 0, got {backlog!r}")
         self.backlog = backlog
@@ -75,7 +77,7 @@ class ThreadedServer:
         if self._started:
             raise RuntimeError(f"a {type(self).__name__} runs once: make a new one")
         self._started = True
-        listener = socket.socket(family_of(self.host), socket.SOCK_STREAM)
+        listener = socket.socket(self._family, socket.SOCK_STREAM)
         try:
             listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
             self._configure(listener)
@@ -180,9 +182,17 @@ class ThreadedServer:
     def _accept_one(self, listener: socket.socket) -> socket.socket:
         """accept() one connection (reported to the trace hook) and keep it for close()."""
         with traced(listener, "accept()", role="listener") as call:
-            conn, peer = listener.accept()
-            call.detail = f"peer port {peer[1]}"
+            # What socket.accept() does, less its two enum conversions (family, type) and
+            # its setblocking(True), which cost more than the system call: every caller
+            # sets the connection's timeout next.
+            fd, peer = listener._accept()
+            try:
+                conn = socket.socket(self._family, socket.SOCK_STREAM, 0, fileno=fd)
+            except BaseException:
+                os.close(fd)
+                raise
             if call.tracer is not None:
+                call.detail = f"peer port {peer[1]}"
                 call.tracer.track_accepted(conn, self._address, peer)
         with self._lock:
             if len(self.connections) >= _PRUNE_AT:
