@@ -97,13 +97,9 @@ def test_a_round_runs_what_make_test_runs():
     assert stress.SUITES["notebooks"] == ["@notebooks/nbval.args", "notebooks"]
 
 
-def test_busy_cores_spin_and_stop(tmp_path):
-    with stress.busy_cores(2):
-        spinning = subprocess.run(
-            ["pgrep", "-f", stress._BUSY_LOOP], capture_output=True, text=True, check=False
-        ).stdout.split()
-        assert len(spinning) >= 2
-    left = subprocess.run(
-        ["pgrep", "-f", stress._BUSY_LOOP], capture_output=True, text=True, check=False
-    ).stdout.split()
-    assert not set(left) & set(spinning)
+def test_busy_cores_spin_and_stop():
+    with stress.busy_cores(2) as spinners:
+        assert len(spinners) == 2
+        assert all(spinner.poll() is None for spinner in spinners)  # running
+        assert all(spinner.args[-1] == stress._BUSY_LOOP for spinner in spinners)
+    assert all(spinner.returncode is not None for spinner in spinners)  # stopped and reaped

@@ -101,11 +101,11 @@ def summary(runs: list[Run]) -> str:
 
 
 @contextlib.contextmanager
-def busy_cores(count: int) -> Iterator[None]:
+def busy_cores(count: int) -> Iterator[list[subprocess.Popen]]:
     """`count` processes spinning on a core each, stopped on exit."""
     spinners = [subprocess.Popen([sys.executable, "-c", _BUSY_LOOP]) for _ in range(count)]
     try:
-        yield
+        yield spinners
     finally:
         for spinner in spinners:
             spinner.kill()
