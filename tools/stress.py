@@ -6,7 +6,8 @@ and `pytest @notebooks/nbval.args notebooks`. Loaded rounds run while one busy p
 spins (`while True: pass`), so the lab's threads wait for a core the way they do on a shared
 Binder host. Each run writes a JUnit XML report, read back for the names of the tests that failed;
 a run that fails without a failing test (a crash, a timeout, nothing collected) is reported by
-its pytest exit status. Reports and the output of failing runs are kept in test-artifacts/stress/.
+its pytest exit status. Reports, the output of failing runs and the summary (rewritten after
+every run) are kept in test-artifacts/stress/.
 
 Run: python tools/stress.py [--quiet-rounds 20] [--loaded-rounds 10] [--suite package|notebooks]
 Exit status 1 if any run failed.
@@ -162,9 +163,9 @@ def main() -> int:
                         f"{run.seconds:.0f} s, {verdict}",
                         flush=True,
                     )
-    report = summary(runs)
-    (ARTIFACTS / "summary.txt").write_text(report + "\n")
-    print(report)
+                    # after every run: a harness stopped half way still leaves its counts
+                    (ARTIFACTS / "summary.txt").write_text(summary(runs) + "\n")
+    print(summary(runs))
     return 0 if all(run.passed for run in runs) else 1
 
 
