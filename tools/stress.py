@@ -3,7 +3,7 @@ first on a quiet machine and then under CPU load, with every failure reported by
 
 A round runs the two suites `make test` runs without a browser: `pytest -m "not browser" tests`
 and `pytest @notebooks/nbval.args notebooks`. Loaded rounds run while one busy process per core
-spins (`while True: pass`), so the lab's threads wait for a core the way they do on a shared
+spins (`while True: pass`), so the lab's threads must wait for a core, as on a busy shared
 Binder host. Each run writes a JUnit XML report, read back for the names of the tests that failed;
 a run that fails without a failing test (a crash, a timeout, nothing collected) is reported by
 its pytest exit status. Reports, the output of failing runs and the summary (rewritten after
