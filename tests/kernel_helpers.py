@@ -1,11 +1,13 @@
-"""Small helpers for the kernel tests: deadline polling (never a sleep for ordering), and a
-private network namespace for a child process that changes its own sysctls."""
+"""Small helpers for the kernel tests: deadline polling (never a sleep for ordering), a
+private network namespace for a child process that changes its own sysctls, and a Recorder
+lookup that misses once, as one can while the kernel hands a closing socket over."""
 
 from __future__ import annotations
 
 import ctypes
 import os
 import socket
+import threading
 import time
 
 from handshake_lab.timeouts import SHORT_TIMEOUT
@@ -56,3 +58,23 @@ def ipv6_loopback() -> bool:
     except OSError:
         return False
     return True
+
+
+def miss_one_lookup(recorder, answer) -> threading.Event:
+    """Make the recorder's next lookup by addresses answer `answer` (None: no such connection,
+    or a (state, inode) pair) for every connection it asks about, as one lookup can at the
+    moment the kernel hands an orphaned socket over to its FIN-WAIT-2 entry
+    (benchmarks/lookup_while_closing.py). The Event is set once that answer was given."""
+    lookup = recorder._lookup
+    real = lookup.states
+    answered = threading.Event()
+
+    def states(prepared: list) -> list:
+        found = real(prepared)
+        if answered.is_set() or not found:
+            return found
+        answered.set()
+        return [answer] * len(found)
+
+    lookup.states = states
+    return answered

@@ -9,7 +9,7 @@ import threading
 import time
 
 import pytest
-from kernel_helpers import wait_for
+from kernel_helpers import miss_one_lookup, wait_for
 
 from handshake_lab.kernel.tcp_info import AcceptQueue
 from handshake_lab.model.states import TcpState
@@ -306,3 +306,24 @@ def test_a_refused_connect_leaves_nothing_for_the_sampler_to_watch():
                 lambda: recorder.sampler_wait is None,
                 what="the sampler going to sleep once the refused client's lane is over",
             )
+
+
+@pytest.mark.parametrize("answer", [None, (TcpState.CLOSED, 0)], ids=["none", "CLOSE"])
+def test_one_lookup_that_misses_a_connection_does_not_end_its_lane(answer):
+    with Recorder() as recorder, LoopbackServer(auto_accept=False) as server:
+        client = connect(server.address)
+        accepted = server.accept()
+        close(client)  # from now on the client's side is found by its addresses
+        wait_for(
+            lambda: "FIN_WAIT2" in recorder.recording.states_of("client"),
+            what="the recorder seeing the client in FIN_WAIT2",
+        )
+        missed = miss_one_lookup(recorder, answer)
+        wait_for(missed.is_set, what="the sampler's next lookup")
+        close(accepted)  # the client's side goes on to TIME_WAIT: the lane must still follow
+        wait_for(
+            lambda: "TIME_WAIT" in recorder.recording.states_of("client"),
+            what="the recorder following the client to TIME_WAIT after one missed lookup",
+        )
+    assert recorder.recording.states_of("client")[-2:] == ["FIN_WAIT2", "TIME_WAIT"]
+    assert not any(e.gone for e in recorder.recording.events if e.lane == "client")

@@ -7,8 +7,9 @@ from __future__ import annotations
 import gc
 
 import pytest
-from kernel_helpers import wait_for
+from kernel_helpers import miss_one_lookup, wait_for
 
+from handshake_lab.kernel.drop_counters import tcpext
 from handshake_lab.kernel.sysctls import kernel_settings
 from handshake_lab.model.states import TcpState
 from handshake_lab.stepper.engine import Stepper
@@ -127,6 +128,33 @@ def _states_hold(snapshot, expected: dict) -> bool:
     return True
 
 
+#: TcpExt's count of connections closed with no TIME-WAIT (or FIN-WAIT-2) entry because the
+#: table already held net.ipv4.tcp_max_tw_buckets of them (net/ipv4/tcp_minisocks.c).
+TIME_WAIT_OVERFLOW = "TCPTimeWaitOverflow"
+_overflows_at_start = {}
+
+
+@pytest.fixture(autouse=True)
+def _time_wait_overflows_at_start(request):
+    _overflows_at_start[request.node.nodeid] = tcpext().get(TIME_WAIT_OVERFLOW, 0)
+    yield
+    del _overflows_at_start[request.node.nodeid]
+
+
+def _skip_if_the_time_wait_table_was_full(expected: dict) -> None:
+    """A machine whose TIME-WAIT table is full (other programs' connections, a load test's)
+    closes ours with no FIN-WAIT-2 or TIME-WAIT entry: that is the machine, not the stepper."""
+    if not any(value in ("FIN_WAIT2", "TIME_WAIT") for value in expected.values()):
+        return
+    (before,) = _overflows_at_start.values()
+    grown = tcpext().get(TIME_WAIT_OVERFLOW, 0) - before
+    if grown > 0:
+        pytest.skip(
+            f"the kernel's TIME-WAIT table was full during this test ({TIME_WAIT_OVERFLOW} "
+            f"grew by {grown}): see net.ipv4.tcp_max_tw_buckets"
+        )
+
+
 def check_step(stepper, snapshot, expected: dict, label: str):
     if "pending" in expected:
         assert expected["pending"] in snapshot.pending, (label, snapshot.pending)
@@ -139,7 +167,11 @@ def check_step(stepper, snapshot, expected: dict, label: str):
         current = stepper.snapshot()
         return current if _states_hold(current, expected) else None
 
-    snapshot = wait_for(settled, what=f"the states after {label}: {expected}")
+    try:
+        snapshot = wait_for(settled, what=f"the states after {label}: {expected}")
+    except AssertionError:
+        _skip_if_the_time_wait_table_was_full(expected)
+        raise
     if "queue" in expected:
         assert snapshot.accept_queue.length == expected["queue"], label
     if "result" in expected:
@@ -570,3 +602,20 @@ def test_a_stepper_nobody_holds_stops_its_recorders_sampler():
     gc.collect()
     thread.join(timeout=2)
     assert not thread.is_alive(), "the sampler thread kept running for a Stepper nobody holds"
+
+
+@pytest.mark.parametrize("answer", [None, (TcpState.CLOSED, 0)], ids=["none", "CLOSE"])
+def test_a_closing_connection_missed_by_one_lookup_is_still_followed(answer):
+    # The server closes first: its side is an orphan, found by its addresses, and one lookup
+    # can miss it while the kernel hands it over to its FIN-WAIT-2 entry.
+    scenario = "server-closes-first"
+    steps = list(zip(SCENARIOS[scenario].steps, EXPECTED[scenario], strict=True))
+    closed = next(
+        n for n, (_, expected) in enumerate(steps) if expected.get("server 1") == "FIN_WAIT2"
+    )
+    with Stepper(scenario, capture_packets=False) as stepper:
+        for number, (step, expected) in enumerate(steps):
+            check_step(stepper, stepper.step(), expected, step.label)
+            if number == closed:
+                missed = miss_one_lookup(stepper._run.recorder, answer)
+                wait_for(missed.is_set, what="the sampler's next lookup")

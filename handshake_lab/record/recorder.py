@@ -25,7 +25,11 @@ only while recording, and records each change as a typed state event. Rules:
   their addresses (not yet accepted, or already closed) with prepared sock_diag requests,
   one recvmmsg per batch. Neither cost grows with unrelated sockets on the machine.
 - A connection that reached TIME_WAIT or left the kernel is no longer polled: TIME_WAIT
-  lasts 60 s on Linux, longer than any recording here.
+  lasts 60 s on Linux, longer than any recording here. It has left the kernel when two
+  lookups by addresses in a row find it gone (or CLOSE): a single one can, at the moment the
+  kernel replaces an orphaned socket by its FIN-WAIT-2 entry
+  (benchmarks/lookup_while_closing.py counts how often), so a connection that really left
+  is recorded one sample late.
 - The lane of the server's side of a connection exists from the moment the client's
   connect() starts, because the kernel builds that side before any accept().
 - Only the sampler thread samples (and `sample()`, called on purpose): recording a call
@@ -93,6 +97,7 @@ class _Lane:
         "peer_added",
         "peer",
         "request",
+        "missed",
     )
 
     def __init__(
@@ -110,6 +115,7 @@ class _Lane:
         self.peer_added = False
         self.peer: _Lane | None = None  # for the server's side: the client's lane
         self.request = None  # its prepared lookup by addresses (ConnectionLookup.prepare)
+        self.missed = False  # its last lookup by addresses found it gone: not believed yet
 
 
 class Recorder:
@@ -187,6 +193,8 @@ class Recorder:
                 self._wake.set()  # after stop(): the sampler wakes to find it stopping
                 self._background.close()  # joins the sampler; raises what went wrong in it
                 self.sample()
+                if any(lane.missed for lane in self._live_lanes):
+                    self.sample()  # a connection that seemed gone: the second answer decides
             finally:
                 self._end_ns = time.monotonic_ns()
                 self._stopped = True  # sample() is a no-op from now on
@@ -215,7 +223,9 @@ class Recorder:
         docstring). The sampler thread's one step."""
         self.sample()
         now, seen = _now(), self._activity()
-        if seen != self._seen or any(lane.state in _MOVING for lane in self._live_lanes):
+        if seen != self._seen or any(
+            lane.state in _MOVING or lane.missed for lane in self._live_lanes
+        ):
             self._seen, self._changed_ns, wait = seen, now, self.interval
         elif not self._live_lanes:
             wait = None
@@ -377,7 +387,18 @@ class Recorder:
         if by_address:
             found = lookup.states([lane.request for lane in by_address])
             for lane, result in zip(by_address, found, strict=True):
-                retired |= self._observe(lane, None if result is None else result[0])
+                state = None if result is None else result[0]
+                if _seems_gone(lane, state):
+                    # One answer is not enough: while the kernel hands an orphaned socket
+                    # over to its FIN-WAIT-2 entry, a lookup by addresses can find neither,
+                    # or the old socket already CLOSE. Gone is believed when the next
+                    # sample says so too.
+                    lane.missed = not lane.missed
+                    if lane.missed:
+                        continue
+                else:
+                    lane.missed = False
+                retired |= self._observe(lane, state)
         if retired:
             with self._lock:
                 self._live_lanes = [lane for lane in self._live_lanes if not lane.done]
@@ -442,6 +463,14 @@ class Recorder:
                 )
                 for lane in self._lanes
             ]
+
+
+def _seems_gone(lane: _Lane, state: TcpState | None) -> bool:
+    """A lookup by addresses says a connection the kernel had shown is no longer there."""
+    return (state is None or state is TcpState.CLOSED) and lane.state not in (
+        None,
+        TcpState.CLOSED,
+    )
 
 
 def _sample_while_held(
