@@ -44,6 +44,21 @@ def test_an_exception_in_a_connection_thread_is_raised_by_close():
     assert server.served == 1
 
 
+@pytest.mark.skipif(not hasattr(Exception, "add_note"), reason="exception notes: Python 3.11+")
+def test_when_the_block_fails_too_its_error_says_a_thread_failed():
+    with pytest.raises(AssertionError, match="no answer") as caught:
+        with FailsInItsConnectionThread() as server:
+            client = connect(server.address)
+            send(client, b"go")
+            reply = receive(client)
+            close(client)
+            assert reply, "no answer from the server"
+    assert caught.value.__notes__ == [
+        "Meanwhile a FailsInItsConnectionThread thread failed: "
+        "ZeroDivisionError: bug in a connection thread"
+    ]
+
+
 def test_an_exception_in_the_accept_thread_is_raised_by_close():
     with pytest.raises(RuntimeError, match="thread failed") as caught:
         with AcceptFailsLikeAFullFdTable() as server:

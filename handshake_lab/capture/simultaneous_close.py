@@ -31,7 +31,7 @@ from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
 
-from ..kernel.lookup import ConnectionLookup
+from ..kernel.lookup import ConnectionLookup, confirmed_states
 from ..model.states import TcpState
 from ..net.clients import close, connect
 from ..net.server import LoopbackServer
@@ -143,8 +143,7 @@ def _one_try() -> tuple[StateChange, ...]:
 
             def both_in_time_wait() -> bool:
                 nonlocal detached
-                found = lookup.states(requests)
-                states = tuple(row[0] if row else None for row in found)
+                states = tuple(confirmed_states(lookup, requests))
                 if not changes or (changes[-1].client, changes[-1].server) != states:
                     changes.append(StateChange(time.monotonic() - started, *states))
                 if not detached and TcpState.FIN_WAIT_1 not in states:

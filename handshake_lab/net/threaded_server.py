@@ -14,6 +14,8 @@ way socketserver's servers are BaseServers. Rules:
   down every connection (a handler blocked in recv() wakes with b''), joins every thread
   within one deadline, closes the connections and raises what a thread raised. A thread
   closes its own connection under the server's lock, so shutdown() never meets a reused fd.
+  Where the ``with`` block raised, its error goes on, with a note naming the thread's error
+  (exception notes: Python 3.11 and later).
 - Accepted connections are kept in ``connections`` for that shutdown; the closed ones are
   dropped as new ones come, so a server that runs for hours keeps a short list.
 """
@@ -98,6 +100,14 @@ class ThreadedServer:
 
     def __exit__(self, kind, error, traceback) -> None:
         self.close(raise_errors=error is None)
+        if error is not None and self.errors and hasattr(error, "add_note"):  # Python 3.11+
+            # The block's error is raised, but it may be what a thread's failure caused (a
+            # reset, an empty reply): the traceback says that a thread failed, and how.
+            failed = self.errors[0]
+            error.add_note(
+                f"Meanwhile a {type(self).__name__} thread failed: "
+                f"{type(failed).__name__}: {failed}"
+            )
 
     def close(self, *, raise_errors: bool = True) -> None:
         """Stop, close every socket, join every thread; raise what a thread raised (idempotent)."""
