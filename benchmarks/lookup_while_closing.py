@@ -7,8 +7,10 @@ FIN-WAIT-1, then, at the client's ACK, a FIN-WAIT-2 entry of its own); the clien
 which ends it in TIME-WAIT on the client and gone on the server. Every answer from the
 server side's first FIN-WAIT-1 or FIN-WAIT-2 up to the client's close is counted; an
 answer of "no connection" or CLOSE in that span is a miss, since the connection was there
-throughout. This is why the Recorder believes a connection gone only when two samples in
-a row say so.
+throughout. The lookups are made back to back, as `kernel.lookup.confirmed_states` asks a
+second time, so the longest run of misses in a row says whether that second answer can be
+trusted: it can while no run is longer than one. This is why the recorder and the lookups
+believe a connection gone only when a second lookup says so too.
 Run: python benchmarks/lookup_while_closing.py [--rounds 300]
 """
 
@@ -24,24 +26,29 @@ from handshake_lab.net.clients import close, connect
 from handshake_lab.net.server import LoopbackServer
 
 _CLOSING = (TcpState.FIN_WAIT_1, TcpState.FIN_WAIT_2)
+_MISSES = (None, TcpState.CLOSED)
 
 
-def one_round(server: LoopbackServer, lookup: ConnectionLookup) -> collections.Counter:
-    """The answers to the lookups made while the server's side closed, by kind."""
+def one_round(server: LoopbackServer, lookup: ConnectionLookup) -> tuple[collections.Counter, int]:
+    """The answers to the lookups made while the server's side closed, by kind, and the
+    longest run of misses in a row."""
     client = connect(server.address)
     accepted = server.accept()
     request = lookup.prepare(accepted.getsockname(), accepted.getpeername())
     answers: collections.Counter = collections.Counter()
+    longest = [0]
     started, done = threading.Event(), threading.Event()
 
     def look() -> None:
-        closing = False
+        closing, in_a_row = False, 0
         while not done.is_set():
             (found,) = lookup.states([request])
             state = None if found is None else found[0]
             closing = closing or state in _CLOSING
             if closing:
                 answers["none" if state is None else state.linux_name] += 1
+                in_a_row = in_a_row + 1 if state in _MISSES else 0
+                longest[0] = max(longest[0], in_a_row)
             started.set()
 
     looker = threading.Thread(target=look, daemon=True)
@@ -58,7 +65,7 @@ def one_round(server: LoopbackServer, lookup: ConnectionLookup) -> collections.C
         done.set()
         looker.join(5)
         close(client)
-    return answers
+    return answers, longest[0]
 
 
 def main() -> None:
@@ -66,14 +73,16 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=300)
     args = parser.parse_args()
     totals: collections.Counter = collections.Counter()
-    rounds_with_a_miss = 0
+    rounds_with_a_miss = longest = 0
     with ConnectionLookup() as lookup, LoopbackServer(auto_accept=False) as server:
         for _ in range(args.rounds):
-            answers = one_round(server, lookup)
+            answers, in_a_row = one_round(server, lookup)
             totals.update(answers)
+            longest = max(longest, in_a_row)
             rounds_with_a_miss += bool(answers["none"] or answers["CLOSE"])
     print(f"closes: {args.rounds}; where a lookup missed the connection: {rounds_with_a_miss}")
     print("answers while closing:", dict(sorted(totals.items())))
+    print(f"longest run of misses in a row: {longest}")
 
 
 if __name__ == "__main__":

@@ -263,3 +263,31 @@ def test_one_lookup_that_misses_a_connection_is_not_believed(monkeypatch, answer
             assert seen is TcpState.ESTABLISHED
         finally:
             close(client)
+
+
+class _Answers:
+    """A lookup that gives set answers, in turn, and keeps what it was asked."""
+
+    def __init__(self, *answers: list) -> None:
+        self.answers, self.asked = list(answers), []
+
+    def states(self, prepared: list) -> list:
+        self.asked.append(list(prepared))
+        return self.answers.pop(0)
+
+
+def test_only_answers_that_say_gone_are_asked_again():
+    established, closed = (TcpState.ESTABLISHED, 0), (TcpState.CLOSED, 0)
+    lookup = _Answers([established, None, closed], [(TcpState.FIN_WAIT_2, 0), closed])
+    states = module.confirmed_states(lookup, ["a", "b", "c"])
+    assert lookup.asked == [["a", "b", "c"], ["b", "c"]]
+    assert states == [TcpState.ESTABLISHED, TcpState.FIN_WAIT_2, TcpState.CLOSED]
+
+
+def test_gone_is_not_asked_again_where_nothing_was_there_to_lose():
+    # Seen before: b not yet (None), c already CLOSED, d ESTABLISHED: only d can be a miss.
+    lookup = _Answers([None, None, None], [(TcpState.ESTABLISHED, 0)])
+    last = [None, None, TcpState.CLOSED, TcpState.ESTABLISHED]
+    states = module.confirmed_states(lookup, ["b", "c", "d"], last[1:])
+    assert lookup.asked == [["b", "c", "d"], ["d"]]
+    assert states == [None, None, TcpState.ESTABLISHED]

@@ -16,10 +16,10 @@ never fall back to one another; this module decides, always in the same order:
 samples): each connection's sock_diag request is prepared once, and a batch costs one send()
 and one recvmmsg(). Rules: `connection_state` asks once and never waits; `wait_for_state`
 polls up to a deadline and returns the last state seen, so the caller's assert shows what
-the kernel said instead of hanging or raising. Both believe "no connection" (or CLOSE) only
-when a second lookup right after says so too: one lookup can miss a connection while the
-kernel hands an orphaned socket over to its FIN-WAIT-2 entry
-(benchmarks/lookup_while_closing.py counts how often).
+the kernel said instead of hanging or raising. They and the recorder believe "no connection"
+(or CLOSE) only when a second lookup right after says so too (`confirmed_states`): one lookup
+can miss a connection while the kernel hands an orphaned socket over to its FIN-WAIT-2 entry,
+two in a row have not (benchmarks/lookup_while_closing.py counts both).
 """
 
 from __future__ import annotations
@@ -97,16 +97,24 @@ def connection_state(local, remote) -> TcpState | None:
     return state
 
 
-def confirmed_states(lookup: ConnectionLookup, prepared: list) -> list[TcpState | None]:
+def confirmed_states(
+    lookup: ConnectionLookup, prepared: list, last: list[TcpState | None] | None = None
+) -> list[TcpState | None]:
     """The state of each prepared connection (None: not in the kernel), where "not in the
-    kernel" and CLOSE are believed only when a second lookup right after says so too."""
+    kernel" and CLOSE are believed only when a second lookup right after says so too; only
+    those answers are asked again. `last`, the states seen before (the recorder's), spares
+    that second lookup where nothing was there to lose: a connection not seen yet, or CLOSED.
+    """
     states = [found[0] if found else None for found in lookup.states(prepared)]
-    if any(state in _SEEMS_GONE for state in states):
-        again = [found[0] if found else None for found in lookup.states(prepared)]
-        states = [
-            second if first in _SEEMS_GONE else first
-            for first, second in zip(states, again, strict=True)
-        ]
+    doubtful = [
+        index
+        for index, state in enumerate(states)
+        if state in _SEEMS_GONE and (last is None or last[index] not in _SEEMS_GONE)
+    ]
+    if doubtful:
+        again = lookup.states([prepared[index] for index in doubtful])
+        for index, found in zip(doubtful, again, strict=True):
+            states[index] = found[0] if found else None
     return states
 
 

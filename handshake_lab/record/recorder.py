@@ -25,11 +25,10 @@ only while recording, and records each change as a typed state event. Rules:
   their addresses (not yet accepted, or already closed) with prepared sock_diag requests,
   one recvmmsg per batch. Neither cost grows with unrelated sockets on the machine.
 - A connection that reached TIME_WAIT or left the kernel is no longer polled: TIME_WAIT
-  lasts 60 s on Linux, longer than any recording here. It has left the kernel when two
-  lookups by addresses in a row find it gone (or CLOSE): a single one can, at the moment the
-  kernel replaces an orphaned socket by its FIN-WAIT-2 entry
-  (benchmarks/lookup_while_closing.py counts how often), so a connection that really left
-  is recorded one sample late.
+  lasts 60 s on Linux, longer than any recording here. It has left the kernel when a lookup
+  by addresses finds it gone (or CLOSE) and a second one right after says so too
+  (`kernel.lookup.confirmed_states`): a single one can miss it at the moment the kernel
+  replaces an orphaned socket by its FIN-WAIT-2 entry (benchmarks/lookup_while_closing.py).
 - The lane of the server's side of a connection exists from the moment the client's
   connect() starts, because the kernel builds that side before any accept().
 - Only the sampler thread samples (and `sample()`, called on purpose): recording a call
@@ -48,7 +47,7 @@ import threading
 import time
 import weakref
 
-from ..kernel.lookup import ConnectionLookup
+from ..kernel.lookup import ConnectionLookup, confirmed_states
 from ..kernel.segment_counts import SegmentCounts, read_counts
 from ..kernel.tcp_info import AcceptQueue
 from ..model.states import TcpState
@@ -97,7 +96,6 @@ class _Lane:
         "peer_added",
         "peer",
         "request",
-        "missed",
     )
 
     def __init__(
@@ -115,7 +113,6 @@ class _Lane:
         self.peer_added = False
         self.peer: _Lane | None = None  # for the server's side: the client's lane
         self.request = None  # its prepared lookup by addresses (ConnectionLookup.prepare)
-        self.missed = False  # its last lookup by addresses found it gone: not believed yet
 
 
 class Recorder:
@@ -193,8 +190,6 @@ class Recorder:
                 self._wake.set()  # after stop(): the sampler wakes to find it stopping
                 self._background.close()  # joins the sampler; raises what went wrong in it
                 self.sample()
-                if any(lane.missed for lane in self._live_lanes):
-                    self.sample()  # a connection that seemed gone: the second answer decides
             finally:
                 self._end_ns = time.monotonic_ns()
                 self._stopped = True  # sample() is a no-op from now on
@@ -223,9 +218,7 @@ class Recorder:
         docstring). The sampler thread's one step."""
         self.sample()
         now, seen = _now(), self._activity()
-        if seen != self._seen or any(
-            lane.state in _MOVING or lane.missed for lane in self._live_lanes
-        ):
+        if seen != self._seen or any(lane.state in _MOVING for lane in self._live_lanes):
             self._seen, self._changed_ns, wait = seen, now, self.interval
         elif not self._live_lanes:
             wait = None
@@ -385,19 +378,10 @@ class Recorder:
                 # Closed before its port was known (a refused connect()): nothing to ask.
                 retired |= self._observe(lane, None)
         if by_address:
-            found = lookup.states([lane.request for lane in by_address])
-            for lane, result in zip(by_address, found, strict=True):
-                state = None if result is None else result[0]
-                if _seems_gone(lane, state):
-                    # One answer is not enough: while the kernel hands an orphaned socket
-                    # over to its FIN-WAIT-2 entry, a lookup by addresses can find neither,
-                    # or the old socket already CLOSE. Gone is believed when the next
-                    # sample says so too.
-                    lane.missed = not lane.missed
-                    if lane.missed:
-                        continue
-                else:
-                    lane.missed = False
+            states = confirmed_states(
+                lookup, [lane.request for lane in by_address], [lane.state for lane in by_address]
+            )
+            for lane, state in zip(by_address, states, strict=True):
                 retired |= self._observe(lane, state)
         if retired:
             with self._lock:
@@ -463,14 +447,6 @@ class Recorder:
                 )
                 for lane in self._lanes
             ]
-
-
-def _seems_gone(lane: _Lane, state: TcpState | None) -> bool:
-    """A lookup by addresses says a connection the kernel had shown is no longer there."""
-    return (state is None or state is TcpState.CLOSED) and lane.state not in (
-        None,
-        TcpState.CLOSED,
-    )
 
 
 def _sample_while_held(
