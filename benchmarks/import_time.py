@@ -1,7 +1,9 @@
 """What `import handshake_lab` adds to a bare interpreter start (bound: 50 ms), and proof that
 it imports neither matplotlib nor ipywidgets.
 
-Each start is a fresh process; the median of many runs of each is compared.
+Each start is a fresh process, run in this checkout (`python -c` imports the package from its
+working directory first, so from elsewhere it would time another copy); the median of many
+runs of each is compared.
 Run: python benchmarks/import_time.py [--runs 20]
 """
 
@@ -12,7 +14,10 @@ import statistics
 import subprocess
 import sys
 import time
+from pathlib import Path
 
+#: The checkout this script belongs to: the processes run there.
+ROOT = Path(__file__).resolve().parent.parent
 BOUND_MS = 50.0
 CHECK = (
     "import sys, handshake_lab; "
@@ -23,7 +28,9 @@ CHECK = (
 
 def start_time(code: str) -> float:
     start = time.perf_counter()
-    subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, timeout=60)
+    subprocess.run(
+        [sys.executable, "-c", code], check=True, capture_output=True, timeout=60, cwd=ROOT
+    )
     return (time.perf_counter() - start) * 1e3
 
 
@@ -37,7 +44,12 @@ def main() -> int:
         with_lab.append(start_time("import handshake_lab"))
     added = statistics.median(with_lab) - statistics.median(bare)
     heavy = subprocess.run(
-        [sys.executable, "-c", CHECK], check=True, capture_output=True, text=True, timeout=60
+        [sys.executable, "-c", CHECK],
+        check=True,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=ROOT,
     ).stdout.strip()
     print(f"bare interpreter start:        {statistics.median(bare):6.1f} ms (median)")
     print(f"with import handshake_lab:     {statistics.median(with_lab):6.1f} ms (median)")
