@@ -11,8 +11,9 @@ import html
 import os
 import platform
 import socket
-import sys
 
+from . import platforms
+from .kernel import defer_accept
 from .kernel.sysctls import kernel_settings, syn_retry_schedule
 
 
@@ -55,6 +56,17 @@ def _proc_net_tcp() -> Capability:
     )
 
 
+def _psutil() -> Capability:
+    from .kernel.psutil_states import PlatformCannotShow, tcp_sockets_from_psutil
+
+    try:
+        tcp_sockets_from_psutil()
+    except PlatformCannotShow as error:
+        return Capability("psutil", False, str(error))
+    whose = "this process's" if platforms.current() == "darwin" else "the system's"
+    return Capability("psutil", True, f"lists {whose} TCP sockets with their states")
+
+
 def _tcp_info() -> Capability:
     from .kernel.tcp_info import has_tcp_info, read_state
 
@@ -62,7 +74,7 @@ def _tcp_info() -> Capability:
         return Capability(
             "TCP_INFO",
             False,
-            f"not available on {sys.platform}",
+            f"not available on {platforms.name()}",
             "states from psutil, no accept-queue length",
         )
     with socket.socket() as probe:
@@ -89,11 +101,11 @@ def _sock_diag() -> Capability:
 
 
 def _defer_accept(syncookies: int | None) -> Capability:
-    if not hasattr(socket, "TCP_DEFER_ACCEPT"):
+    if not defer_accept.available():
         return Capability(
             "TCP_DEFER_ACCEPT",
             False,
-            f"not available on {sys.platform}",
+            f"not available on {platforms.name()}",
             "notebook 04 explains SYN-RECEIVED without showing it",
         )
     cookies = f"tcp_syncookies={syncookies}"
@@ -221,6 +233,8 @@ def what_this_machine_shows(report: list[Capability]) -> str:
 
     if works("/proc/net/tcp") or works("sock_diag"):
         states = "every socket's TCP state, read from the kernel, even before accept()."
+    elif works("psutil") and platforms.current() != "darwin":
+        states = "the TCP states psutil lists for the whole system."
     else:
         states = "the states of your own sockets only; connections not yet accepted are not seen."
     tier = found["evidence tier"].tier if "evidence tier" in found else "shipped"
@@ -258,7 +272,9 @@ def doctor() -> list[Capability]:
     identity = f"{uname.system} {uname.release} {uname.machine}, Python {platform.python_version()}"
     if hasattr(os, "geteuid"):
         identity += ", root" if os.geteuid() == 0 else f", unprivileged (uid {os.geteuid()})"
-    is_linux = sys.platform.startswith("linux")
+    if platforms.simulated():
+        identity += f"; {platforms.SWITCH} makes the lab behave as on {platforms.name(plain=True)}"
+    is_linux = platforms.is_linux()
     report = [
         Capability(
             "platform",
@@ -268,7 +284,7 @@ def doctor() -> list[Capability]:
             "each with a sentence saying why",
         )
     ]
-    report += [_proc_net_tcp(), _tcp_info(), _sock_diag()] if is_linux else [_tcp_info()]
+    report += [_proc_net_tcp(), _tcp_info(), _sock_diag()] if is_linux else [_psutil(), _tcp_info()]
     report += [_defer_accept(settings.syncookies), _syn_retries(), _ipv6_loopback()]
     if is_linux:
         report += _evidence_tiers()

@@ -14,7 +14,18 @@ import pytest
 PACKAGE = Path(__file__).resolve().parent.parent / "handshake_lab"
 
 #: Bottom to top; see the README's package section.
-LAYERS = ["timeouts", "model", "kernel", "net", "record", "capture", "stepper", "show", "top"]
+LAYERS = [
+    "platforms",
+    "timeouts",
+    "model",
+    "kernel",
+    "net",
+    "record",
+    "capture",
+    "stepper",
+    "show",
+    "top",
+]
 
 
 def _module_name(path: Path) -> str:
@@ -45,13 +56,16 @@ def _imports(path: Path, *, module_level_only: bool = False) -> list[tuple[str, 
             else:
                 target = node.module or ""
             if target.startswith("handshake_lab"):
-                found.append((target, node.lineno))
                 # `from ..kernel import tcp_info` imports the submodule tcp_info
-                found += [
+                submodules = [
                     (f"{target}.{alias.name}", node.lineno)
                     for alias in node.names
                     if _is_module(f"{target}.{alias.name}")
                 ]
+                # `from .. import platforms` runs the package's lazy __init__, nothing else
+                if node.module or not submodules:
+                    found.append((target, node.lineno))
+                found += submodules
         elif isinstance(node, ast.Import):
             found += [
                 (alias.name, node.lineno)

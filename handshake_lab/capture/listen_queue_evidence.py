@@ -18,6 +18,7 @@ import json
 import sys
 from pathlib import Path
 
+from .. import platforms
 from .child_process import run_json_child
 from .listen_queue import AckOverflowResult, SynQueueResult
 from .shipped import DATA_DIRECTORY
@@ -59,8 +60,8 @@ def _from_report(report: dict, **fields) -> ListenQueueEvidence:
 
 def run_child() -> tuple[dict | None, str]:
     """Run the experiments in a fresh namespaced process: (its report, '') or (None, why not)."""
-    if sys.platform != "linux":
-        return None, f"private network namespaces exist only on Linux, not on {sys.platform}"
+    if not platforms.is_linux():
+        return None, f"private network namespaces exist only on Linux, not on {platforms.name()}"
     report = run_json_child(CHILD_MODULE)
     if report["ok"]:
         return report, ""

@@ -22,6 +22,7 @@ from collections.abc import Iterable
 from datetime import date
 from pathlib import Path
 
+from .. import platforms
 from .child_process import report_from_private_network, run_json_child
 from .evidence import Capture, Tier
 from .lost_segments import LossCapture, check_loss, run_loss
@@ -118,8 +119,8 @@ def _from_json(report: dict, tier: Tier) -> LossCapture:
 
 def _run_in_namespace(arguments: list[str]) -> tuple[LossCapture | None, str]:
     """The child's capture (None after a probe), or None and why it could not run (a clause)."""
-    if sys.platform != "linux":
-        return None, f"{sys.platform} has no network namespaces"
+    if not platforms.is_linux():
+        return None, f"{platforms.name()} has no network namespaces"
     report = run_json_child(_MODULE, *arguments)
     if report["ok"]:
         return (_from_json(report, Tier.NAMESPACE) if "capture" in report else None), ""

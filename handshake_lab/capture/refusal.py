@@ -15,6 +15,7 @@ import dataclasses
 import socket
 import time
 
+from .. import platforms
 from ..model.packets import Segment
 from ..net.clients import close, connect
 from ..net.server import LoopbackServer
@@ -36,7 +37,7 @@ class Refusal:
 
 def _entered_sniffer(stack: contextlib.ExitStack, port: int) -> tuple[LoopbackSniffer | None, str]:
     """A running sniffer of `port` (closed by `stack`), or None and why this process cannot."""
-    if not hasattr(socket, "AF_PACKET"):
+    if not platforms.is_linux() or not hasattr(socket, "AF_PACKET"):
         return None, "this system has no Linux packet sockets, so the error code is the evidence"
     try:
         return stack.enter_context(LoopbackSniffer(port)), ""

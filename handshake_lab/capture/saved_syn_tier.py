@@ -11,8 +11,8 @@ every wait is bounded (``LoopbackServer`` and ``connect`` carry the lab's timeou
 from __future__ import annotations
 
 import socket
-import sys
 
+from .. import platforms
 from ..kernel.saved_syn import TCP_SAVE_SYN, saved_syn
 from ..kernel.segment_counts import SegmentCounts, segment_counts
 from ..model.packets import Segment
@@ -24,8 +24,8 @@ __all__ = ["saved_syn_handshake", "saved_syn_unavailable"]
 
 def saved_syn_unavailable() -> str | None:
     """Why this machine cannot read saved SYNs and segment counters, or None if it can."""
-    if not sys.platform.startswith("linux"):
-        return f"saved SYNs and segment counters are Linux features, which {sys.platform} lacks"
+    if not platforms.is_linux():
+        return f"saved SYNs and segment counters are Linux features, which {platforms.name()} lacks"
     try:
         with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
             probe.setsockopt(socket.IPPROTO_TCP, TCP_SAVE_SYN, 1)

@@ -31,6 +31,7 @@ from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
 
+from .. import platforms
 from ..kernel.lookup import ConnectionLookup, confirmed_states
 from ..model.states import TcpState
 from ..net.clients import close, connect
@@ -189,8 +190,8 @@ def simultaneous_close() -> SimultaneousClose:
 
 def _run_in_namespace() -> tuple[list | None, str]:
     """The child's rows, or None and why it could not run (a clause)."""
-    if sys.platform != "linux":
-        return None, f"{sys.platform} has no network namespaces"
+    if not platforms.is_linux():
+        return None, f"{platforms.name()} has no network namespaces"
     report = run_json_child(_MODULE)
     if report["ok"]:
         return report["changes"], ""

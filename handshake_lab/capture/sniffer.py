@@ -18,13 +18,13 @@ import contextlib
 import selectors
 import socket
 import struct
-import sys
 import threading
 import time
 from collections.abc import Callable
 from contextlib import AbstractContextManager
 from typing import NamedTuple
 
+from .. import platforms
 from ..model.packets import DecodeError, Segment, decode_frame
 from ..net.background import Background
 from ..timeouts import CAPTURE_TIMEOUT
@@ -172,8 +172,8 @@ def sniffer_or_why_not(
 ) -> tuple[LoopbackSniffer | None, str]:
     """A running sniffer of `port` (closed by `stack`), or None and why this process cannot
     capture, in words to put in a sentence."""
-    if not hasattr(socket, "AF_PACKET"):
-        return None, f"{sys.platform} has no Linux packet sockets"
+    if not platforms.is_linux() or not hasattr(socket, "AF_PACKET"):
+        return None, f"{platforms.name()} has no Linux packet sockets"
     try:
         return stack.enter_context(LoopbackSniffer(port)), ""
     except PermissionError:

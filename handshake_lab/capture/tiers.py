@@ -18,10 +18,10 @@ from __future__ import annotations
 import dataclasses
 import os
 import socket
-import sys
 from collections.abc import Iterable
 from typing import NamedTuple
 
+from .. import platforms
 from .child_process import run_json_child
 from .evidence import Capture, Tier
 from .experiment import run_experiment
@@ -89,8 +89,8 @@ def allowed_tiers(tiers: Iterable[Tier | str] | None) -> tuple[set[Tier], str | 
 
 def _live_unavailable() -> str | None:
     """Why this process cannot capture on the real loopback, or None if it can."""
-    if not hasattr(socket, "AF_PACKET"):
-        return f"live capture needs Linux packet sockets, which {sys.platform} does not have"
+    if not platforms.is_linux() or not hasattr(socket, "AF_PACKET"):
+        return f"live capture needs Linux packet sockets, which {platforms.name()} does not have"
     try:
         probe = open_packet_socket()
     except PermissionError:
@@ -103,8 +103,8 @@ def _live_unavailable() -> str | None:
 
 def _run_namespace_child(arguments: list[str]) -> _ChildReport:
     """Run ``namespace_child`` in a fresh process and read its one-line JSON report."""
-    if sys.platform != "linux":
-        return _ChildReport(False, "platform", f"{sys.platform} has no namespaces")
+    if not platforms.is_linux():
+        return _ChildReport(False, "platform", f"{platforms.name()} has no namespaces")
     report = run_json_child("handshake_lab.capture.namespace_child", *arguments)
     if not report["ok"]:
         return _ChildReport(False, report.get("stage", "experiment"), report.get("error", ""))
@@ -117,7 +117,7 @@ def _run_namespace_child(arguments: list[str]) -> _ChildReport:
 
 def _namespace_unavailable(report: _ChildReport) -> str:
     if report.stage == "platform":
-        return f"private network namespaces exist only on Linux, not on {sys.platform}"
+        return f"private network namespaces exist only on Linux, not on {platforms.name()}"
     if report.stage == "namespace":
         return (
             "this machine does not allow unprivileged user namespaces "

@@ -26,9 +26,9 @@ from __future__ import annotations
 
 import functools
 import socket
-import sys
 from collections.abc import Callable
 
+from .. import platforms
 from ..model.addresses import Address, check_port, loopback_host
 from ..model.states import TcpState
 from ..timeouts import SHORT_TIMEOUT, poll_until
@@ -44,17 +44,21 @@ HeldState = tuple[TcpState, AcceptQueue | None]
 
 
 # -- the platform choice: one predicate per reader, patched by the tests ----------------
-@functools.lru_cache(maxsize=1)
 def _sock_diag_available() -> bool:
-    return SockDiag.available()
+    return platforms.is_linux() and _sock_diag_allowed()
+
+
+@functools.lru_cache(maxsize=1)
+def _sock_diag_allowed() -> bool:
+    return SockDiag.available()  # a netlink socket opened and asked once: kept for the process
 
 
 def _sock_diag_dump_available() -> bool:
-    return hasattr(socket, "AF_NETLINK")  # Linux
+    return platforms.is_linux() and hasattr(socket, "AF_NETLINK")
 
 
 def _proc_tcp_available() -> bool:
-    return sys.platform.startswith("linux")
+    return platforms.is_linux()
 
 
 def _tcp_info_available() -> bool:

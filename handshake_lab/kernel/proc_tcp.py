@@ -56,6 +56,8 @@ class TcpSocketRow:
     timer_seconds: float
     retransmits: int
     uid: int
+    #: 0 when no process holds the socket (not accepted yet, or closed); from psutil, which
+    #: gives no inode, -1 for a socket held by a process.
     inode: int
 
     @property

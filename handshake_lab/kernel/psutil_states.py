@@ -10,8 +10,8 @@ only borrows the row type of `proc_tcp`, so the two rows compare alike.
 from __future__ import annotations
 
 import socket
-import sys
 
+from .. import platforms
 from ..model.states import TcpState
 from .proc_tcp import TcpSocketRow
 
@@ -30,6 +30,11 @@ _PSUTIL_STATES = {
 }
 
 
+#: The inode of a row psutil lists as held by a process: psutil does not give the inode.
+HELD_BY_A_PROCESS = -1
+_ANY = ("0.0.0.0", 0)
+
+
 class PlatformCannotShow(RuntimeError):
     """This platform cannot show what was asked; the message says what to use instead."""
 
@@ -39,33 +44,48 @@ def _psutil():
         import psutil
     except ImportError:
         raise PlatformCannotShow(
-            f"{sys.platform} has no /proc/net/tcp: install psutil (pip install psutil) to read "
+            f"{platforms.name()} has no /proc/net/tcp: install psutil (pip install psutil) to read "
             "TCP states here, or open the course on Linux or Binder for the full view"
         ) from None
     return psutil
 
 
 def _connections():
+    """psutil's TCP connections: the whole system's, or on macOS this process's own.
+
+    On macOS, psutil's documentation says, net_connections() needs root, so there the lab
+    asks for its own process's, as any learner may: that list misses connections no process
+    holds a descriptor for, one not accepted yet or one in TIME-WAIT.
+    """
+    psutil = _psutil()
     try:
-        return _psutil().net_connections(kind="tcp")
-    except Exception as error:  # psutil.AccessDenied on macOS without privileges
+        if platforms.current() == "darwin":
+            return psutil.Process().net_connections(kind="tcp")
+        return psutil.net_connections(kind="tcp")
+    except Exception as error:  # psutil.AccessDenied where this user may not list them
         raise PlatformCannotShow(
-            f"{sys.platform} would not list TCP connections to this user ({error}); "
+            f"{platforms.name()} would not list TCP connections to this user ({error}); "
             "open the course on Linux or Binder to see kernel states"
         ) from None
 
 
 def tcp_sockets_from_psutil(port: int | None = None) -> list[TcpSocketRow]:
-    """Rows like /proc/net/tcp's built from psutil (queues, timers and inodes unknown: 0)."""
+    """Rows like /proc/net/tcp's built from psutil. Queues, timers and uids are unknown (0,
+    -1); a listener's remote end is the unspecified address, as /proc prints it; psutil gives
+    no inode, so a socket it lists as held by a process gets HELD_BY_A_PROCESS and one it lists
+    with no process (not accepted yet, or closed) gets 0, as /proc does."""
     rows = []
     for conn in _connections():
-        local = tuple(conn.laddr) if conn.laddr else ("", 0)
-        remote = tuple(conn.raddr) if conn.raddr else ("", 0)
+        unspecified = ("::", 0) if getattr(conn, "family", None) == socket.AF_INET6 else _ANY
+        local = tuple(conn.laddr[:2]) if conn.laddr else unspecified
+        remote = tuple(conn.raddr[:2]) if conn.raddr else unspecified
         if port is not None and port not in (local[1], remote[1]):
             continue
         state = _PSUTIL_STATES.get(conn.status)
         if state is None:
             continue  # psutil's NONE: not a TCP state
+        # This process's own list (macOS) has no pid field: every socket in it is held.
+        held = getattr(conn, "pid", HELD_BY_A_PROCESS) is not None
         rows.append(
             TcpSocketRow(
                 local,
@@ -77,20 +97,24 @@ def tcp_sockets_from_psutil(port: int | None = None) -> list[TcpSocketRow]:
                 timer_seconds=0.0,
                 retransmits=0,
                 uid=-1,
-                inode=0,
+                inode=HELD_BY_A_PROCESS if held else 0,
             )
         )
     return rows
 
 
 def socket_state_from_psutil(sock: socket.socket) -> TcpState:
-    """The state of a socket we hold, found in psutil's list by its addresses."""
+    """The state of a socket we hold, found in psutil's list by its addresses (CLOSED when no
+    list has it)."""
     local = sock.getsockname()[:2]
     try:
         remote = sock.getpeername()[:2]
     except OSError:
         remote = None
-    for row in tcp_sockets_from_psutil(local[1]):
-        if row.local[1] == local[1] and (remote is None or row.remote[1] == remote[1]):
-            return row.state
-    raise PlatformCannotShow(f"psutil does not list the socket at {local}: its state is unknown")
+    if local[1] != 0:
+        for row in tcp_sockets_from_psutil(local[1]):
+            if row.local[1] == local[1] and (remote is None or row.remote[1] == remote[1]):
+                return row.state
+    # Open, yet in no list: a socket only created or bound, with no connection and not
+    # listening, which RFC 9293 calls CLOSED (and Linux's TCP_INFO reports as CLOSE).
+    return TcpState.CLOSED

@@ -15,8 +15,8 @@ from __future__ import annotations
 
 import errno
 import socket
-import sys
 
+from .. import platforms
 from ..model.packets import Segment, decode_frame
 
 __all__ = ["TCP_SAVE_SYN", "TCP_SAVED_SYN", "require_linux", "save_syns", "saved_syn"]
@@ -28,10 +28,10 @@ _SAVED_SYN_MAX = 512
 
 
 def require_linux() -> None:
-    if not sys.platform.startswith("linux"):
+    if not platforms.is_linux():
         raise OSError(
             errno.ENOPROTOOPT,
-            f"saved SYNs (TCP_SAVE_SYN) are a Linux feature; {sys.platform} has none: "
+            f"saved SYNs (TCP_SAVE_SYN) are a Linux feature; {platforms.name()} has none: "
             "run this on Linux or Binder",
         )
 

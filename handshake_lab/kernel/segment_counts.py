@@ -19,8 +19,9 @@ from __future__ import annotations
 
 import socket
 import struct
-import sys
 from dataclasses import dataclass
+
+from .. import platforms
 
 __all__ = ["SegmentCounts", "decode_segment_counts", "read_counts", "segment_counts"]
 
@@ -74,6 +75,8 @@ def decode_segment_counts(raw: bytes) -> SegmentCounts:
 def read_counts(sock: socket.socket) -> SegmentCounts | None:
     """`segment_counts` for a socket the caller knows is an open TCP socket on Linux, or None
     where the kernel cannot say (no TCP_INFO, or too short): for the recorder's samples."""
+    if not platforms.is_linux():
+        return None
     try:
         raw = sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_INFO, _ASKED_BYTES)
     except (OSError, AttributeError):
@@ -85,9 +88,9 @@ def segment_counts(sock: socket.socket) -> SegmentCounts:
     """How many segments `sock` has sent and received so far (Linux's TCP_INFO)."""
     if not isinstance(sock, socket.socket):
         raise TypeError(f"segment_counts needs a socket.socket, got {type(sock).__name__}")
-    if not sys.platform.startswith("linux") or not hasattr(socket, "TCP_INFO"):
+    if not platforms.is_linux() or not hasattr(socket, "TCP_INFO"):
         raise OSError(
-            f"segment counters come from Linux's TCP_INFO; {sys.platform} has none: "
+            f"segment counters come from Linux's TCP_INFO; {platforms.name()} has none: "
             "run this on Linux or Binder"
         )
     if sock.fileno() < 0:

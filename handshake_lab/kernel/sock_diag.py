@@ -18,6 +18,7 @@ import socket
 import struct
 from typing import NamedTuple
 
+from .. import platforms
 from ..model.addresses import Address, family_of
 from ..model.states import TcpState
 from .recvmmsg import DatagramReceiver
@@ -121,7 +122,7 @@ class SockDiag:
     @staticmethod
     def available() -> bool:
         """True where this process may open a sock_diag netlink socket (Linux)."""
-        if not hasattr(socket, "AF_NETLINK"):
+        if not platforms.is_linux() or not hasattr(socket, "AF_NETLINK"):
             return False
         try:
             with SockDiag() as diag:

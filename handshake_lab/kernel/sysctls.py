@@ -11,8 +11,8 @@ from __future__ import annotations
 import dataclasses
 import itertools
 import os
-import sys
 
+from .. import platforms
 from ..model.syn_retries import MAX_TCP_SYNCNT, SynRetrySchedule, schedule_syn_retries
 
 _SYSCTL_ROOT = "/proc/sys/net"
@@ -51,6 +51,8 @@ def _read(root: str, name: str) -> str | None:
 
 def kernel_settings(sysctl_root: str = _SYSCTL_ROOT) -> KernelSettings:
     """Read the settings (each None where the file is missing, as on macOS)."""
+    if sysctl_root == _SYSCTL_ROOT and not platforms.is_linux():
+        return KernelSettings(**dict.fromkeys(_NAMES))  # no /proc/sys off Linux
     values: dict = {}
     for field, name in _NAMES.items():
         text = _read(sysctl_root, name)
@@ -73,9 +75,9 @@ def syn_retry_schedule(
     tcp_syn_linear_timeouts is read too (None on kernels before 6.5, which is the same as 0).
     The rule is the kernel's, from net/ipv4/tcp_timer.c: see handshake_lab.model.syn_retries.
     """
-    if not sys.platform.startswith("linux"):
+    if not platforms.is_linux():
         raise NotImplementedError(
-            f"the SYN retry schedule is Linux's, read from /proc/sys; {sys.platform} has "
+            f"the SYN retry schedule is Linux's, read from /proc/sys; {platforms.name()} has "
             "its own rule and publishes no such settings"
         )
     settings = kernel_settings(sysctl_root)

@@ -12,10 +12,10 @@ from __future__ import annotations
 
 import socket
 import struct
-import sys
 import time
 from typing import NamedTuple
 
+from .. import platforms
 from ..model.states import TcpState
 from ..timeouts import KERNEL_TIMER_TIMEOUT, poll_until
 
@@ -49,7 +49,7 @@ def _tcp_info(sock: socket.socket) -> tuple[int, ...]:
 
 def has_tcp_info() -> bool:
     """True where getsockopt(TCP_INFO) gives Linux's struct tcp_info."""
-    return sys.platform.startswith("linux") and hasattr(socket, "TCP_INFO")
+    return platforms.is_linux() and hasattr(socket, "TCP_INFO")
 
 
 def read_state(sock: socket.socket) -> TcpState:
@@ -98,7 +98,7 @@ def accept_queue(listener: socket.socket) -> AcceptQueue:
     """(length, maximum) of a listening socket's accept queue."""
     if not has_tcp_info():
         raise NotImplementedError(
-            f"{sys.platform} does not expose the accept queue to Python; "
+            f"{platforms.name()} does not expose the accept queue to Python; "
             "the course shows it on Linux"
         )
     info = _tcp_info(listener)

@@ -13,6 +13,7 @@ from __future__ import annotations
 import socket
 from collections.abc import Callable
 
+from ..kernel.defer_accept import set_defer_accept
 from ..kernel.saved_syn import save_syns
 from ..timeouts import LOOPBACK_TIMEOUT
 from .clients import check_timeout, receive, send
@@ -79,7 +80,7 @@ class LoopbackServer(ThreadedServer):
 
     def _configure(self, listener: socket.socket) -> None:
         if self.defer_accept is not None:
-            listener.setsockopt(socket.IPPROTO_TCP, socket.TCP_DEFER_ACCEPT, self.defer_accept)
+            set_defer_accept(listener, self.defer_accept)
         if self.save_syn:  # before listen(): a SYN that came earlier would not be kept
             save_syns(listener)
 

@@ -15,10 +15,10 @@ from __future__ import annotations
 import errno
 import select
 import socket
-import sys
 import time
 from dataclasses import dataclass
 
+from .. import platforms
 from ..kernel.tcp_info import accept_queue, syn_retransmits
 from ..timeouts import LOOPBACK_TIMEOUT, SHORT_TIMEOUT, poll_until
 
@@ -47,8 +47,8 @@ class MeasuredSynRetries:
 
 def measure_syn_retries(syncnt: int, timeout: float) -> MeasuredSynRetries:
     """TCP_SYNCNT=`syncnt` against a full accept queue: when each SYN went, when it failed."""
-    if not sys.platform.startswith("linux") or not hasattr(socket, "TCP_SYNCNT"):
-        raise OSError(errno.ENOPROTOOPT, f"TCP_SYNCNT is Linux's; {sys.platform} has none")
+    if not platforms.is_linux() or not hasattr(socket, "TCP_SYNCNT"):
+        raise OSError(errno.ENOPROTOOPT, f"TCP_SYNCNT is Linux's; {platforms.name()} has none")
     with socket.socket() as listener:
         listener.bind(("127.0.0.1", 0))
         listener.listen(0)

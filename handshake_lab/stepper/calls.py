@@ -21,6 +21,7 @@ import selectors
 import socket
 from collections.abc import Callable
 
+from ..kernel.defer_accept import set_defer_accept
 from ..kernel.tcp_info import AcceptQueue, accept_queue
 from ..model import tcp_model
 from ..model.addresses import Address
@@ -129,9 +130,7 @@ class ScenarioSockets:
         try:
             listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
             if scenario.defer_accept is not None:
-                listener.setsockopt(
-                    socket.IPPROTO_TCP, socket.TCP_DEFER_ACCEPT, scenario.defer_accept
-                )
+                set_defer_accept(listener, scenario.defer_accept)
             listener.bind((HOST, 0))  # bound, not listening: a connect() now is refused
             self.address: Address = listener.getsockname()[:2]
             self.lanes["server"] = recorder.track(listener, "listener")
