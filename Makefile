@@ -10,7 +10,7 @@ LAB_STAMP := $(VENV)/.installed-lab
 DEV_STAMP := $(VENV)/.installed-dev
 NBVAL_FLAGS := @notebooks/nbval.args
 
-.PHONY: lab test lint test-package test-notebooks test-browser test-unprivileged test-without-userns \
+.PHONY: lab test lint test-package test-notebooks test-browser test-unprivileged test-without-userns test-platforms \
 	notebooks-check notebooks-run binder-check bench stress clean
 
 $(LAB_STAMP): requirements.txt pyproject.toml lab-settings/overrides.json \
@@ -37,7 +37,8 @@ lab: $(LAB_STAMP)
 test: lint notebooks-check test-package test-notebooks test-browser
 
 lint: $(DEV_STAMP)
-	$(BIN)/ruff check handshake_lab tests benchmarks tools notebooks
+	$(BIN)/ruff check handshake_lab tests benchmarks tools
+	$(BIN)/python tools/notebooks.py lint
 	$(BIN)/ruff format --check handshake_lab tests benchmarks tools
 
 notebooks-check: $(DEV_STAMP)
@@ -60,6 +61,12 @@ test-unprivileged: $(DEV_STAMP)
 # namespace): the saved-SYN tier must be chosen and notebook 05 pass.
 test-without-userns: $(DEV_STAMP)
 	bash tools/run_without_userns.sh
+
+# The notebooks run as on macOS and on Windows (HANDSHAKE_LAB_PLATFORM): each must complete, its
+# Linux-only cells saying so. The notebooks converted so far; the others are still to do.
+PLATFORM_NOTEBOOKS := 00-start-here 01-sockets-and-echo 02-where-is-the-handshake
+test-platforms: $(DEV_STAMP)
+	$(BIN)/python tools/notebooks.py simulate darwin windows --notebooks $(PLATFORM_NOTEBOOKS)
 
 notebooks-run: $(DEV_STAMP)
 	$(BIN)/python tools/notebooks.py run

@@ -104,5 +104,12 @@ def __getattr__(name: str):
     return value
 
 
+def load_ipython_extension(ipython) -> None:
+    """`%load_ext handshake_lab`: the notebooks' %%linux_only and %%not_linux cell magics."""
+    from .show.platform_cells import register
+
+    register(ipython)
+
+
 def __dir__() -> list[str]:
     return sorted([*globals(), *_EXPORTS])

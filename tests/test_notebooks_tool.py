@@ -454,6 +454,116 @@ def test_run_refuses_a_name_outside_the_course(tmp_path, capsys):
     assert "99-nope: not a notebook of the course" in capsys.readouterr().err
 
 
+# -- lint, and the simulated platforms ----------------------------------------------------------
+def with_code_cells(path: Path, *sources: str) -> Path:
+    notebook = nbformat.read(path, as_version=4)
+    notebook.cells.extend(new_code_cell(source) for source in sources)
+    nbformat.write(notebook, path)
+    return path
+
+
+def test_lint_reads_the_cells_that_start_with_a_platform_magic(tmp_path, capsys):
+    path = write_notebook(tmp_path, "00-start-here")
+    with_code_cells(path, "%%linux_only the answer\nprint(undefined_answer)")
+    assert tool.main(["--dir", str(tmp_path), "lint"]) == 1
+    out = capsys.readouterr().out
+    assert "F821" in out and "undefined_answer" in out, out
+    assert "00-start-here.ipynb:cell 4" in out, out  # the course's name, not the copy's
+
+
+def test_lint_passes_clean_platform_cells(tmp_path):
+    path = write_notebook(tmp_path, "00-start-here")
+    with_code_cells(path, "%%linux_only the answer\nprint('fine')", "%%not_linux\nprint(2)")
+    assert tool.main(["--dir", str(tmp_path), "lint"]) == 0
+
+
+SKIP_LINE = "Linux only: this cell shows the answer. It is skipped on macOS.\n"
+
+
+@pytest.mark.parametrize(
+    ("source", "output", "problem"),
+    [
+        ("print(1)", new_output("stream", name="stdout", text="1\n"), None),
+        (
+            "1 / 0",
+            new_output("error", ename="ZeroDivisionError", evalue="division by zero", traceback=[]),
+            "cell 1 raised ZeroDivisionError: division by zero",
+        ),
+        (
+            "report()",
+            new_output("stream", name="stderr", text="Traceback (most recent call last):\n"),
+            "cell 1 printed a traceback",
+        ),
+        (
+            "%%linux_only the answer\nprint(42)",
+            new_output("stream", name="stdout", text="42\n"),
+            "cell 1 is %%linux_only but did not say it was skipped",
+        ),
+        ("%%linux_only the answer\nprint(42)", new_output("stream", text=SKIP_LINE), None),
+    ],
+)
+def test_a_simulated_run_must_show_no_error_and_every_skip_sentence(source, output, problem):
+    cell = new_code_cell(source)
+    cell.outputs = [output]
+    expected = [problem] if problem else []
+    assert tool.simulation_problems(new_notebook(cells=[cell])) == expected
+
+
+def test_simulate_runs_a_notebook_as_on_another_platform_and_writes_nothing(tmp_path):
+    path = write_notebook(tmp_path, "00-start-here")
+    with_code_cells(
+        path,
+        "%load_ext handshake_lab",
+        "%%linux_only the answer\nraise SystemExit('a Linux-only cell ran')",
+        "%%not_linux\nimport handshake_lab.platforms as p\nprint('behaving as', p.name())",
+    )
+    before = path.read_text(encoding="utf-8")
+    result = subprocess.run(
+        [
+            sys.executable,
+            str(ROOT / "tools" / "notebooks.py"),
+            "--dir",
+            str(tmp_path),
+            "simulate",
+            "windows",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=tool.CELL_TIMEOUT_SECONDS,
+        check=False,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert re.search(r"windows\s+00-start-here\.ipynb: completed$", result.stdout, re.MULTILINE)
+    assert path.read_text(encoding="utf-8") == before
+
+
+def test_simulate_names_the_cell_that_failed(tmp_path):
+    path = write_notebook(tmp_path, "00-start-here")
+    with_code_cells(path, "%load_ext handshake_lab", "%%not_linux\n1 / 0")
+    result = subprocess.run(
+        [
+            sys.executable,
+            str(ROOT / "tools" / "notebooks.py"),
+            "--dir",
+            str(tmp_path),
+            "simulate",
+            "darwin",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=tool.CELL_TIMEOUT_SECONDS,
+        check=False,
+    )
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert "cell 5 raised ZeroDivisionError: division by zero" in result.stdout, result.stdout
+
+
+def test_simulate_refuses_a_platform_it_cannot_simulate(tmp_path, capsys):
+    write_notebook(tmp_path, "00-start-here")
+    assert tool.main(["--dir", str(tmp_path), "simulate", "freebsd"]) == 2
+    assert "set it to darwin, windows or linux" in capsys.readouterr().err
+
+
 # -- notebooks/sanitize.cfg ---------------------------------------------------------------------
 def sanitize_patterns() -> list[tuple[str, str]]:
     """The (regex, replace) pairs, read the way nbval reads them."""

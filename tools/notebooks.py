@@ -4,6 +4,9 @@
     python tools/notebooks.py normalize    # rewrite every notebook in the canonical form
     python tools/notebooks.py run [NB ...] # re-execute in place (default: all), nav + normalize
     python tools/notebooks.py check        # exit 1, saying what to run, if anything above is stale
+    python tools/notebooks.py lint         # ruff on every code cell, %%linux_only ones too
+    python tools/notebooks.py simulate darwin windows [--notebooks NB ...]
+                                           # run as on macOS / Windows; exit 1 unless all complete
 
 `--dir DIR` works on another notebooks directory (the tests use a temporary one).
 
@@ -26,6 +29,13 @@ Rules:
   tagged cell that has outputs or a count.
 - `run` uses the python3 kernel of the Python running this tool, with each notebook's directory as
   the working directory and a timeout per cell; the course must run in under COURSE_BUDGET_SECONDS.
+- `lint` runs ruff on copies of the notebooks in which the `%%linux_only` and `%%not_linux`
+  lines are comments: ruff reads no cell that starts with a cell magic, and these are most of the
+  experiments. Its messages name the course's notebooks.
+- `simulate` runs each notebook the same way, but by a kernel started with HANDSHAKE_LAB_PLATFORM
+  set (see handshake_lab/platforms.py), and writes nothing: the stored outputs are Linux's. A
+  notebook passes when no cell raised, no output holds a traceback, and every `%%linux_only`
+  cell printed its skip sentence instead of running.
 """
 
 from __future__ import annotations
@@ -34,6 +44,7 @@ import argparse
 import copy
 import hashlib
 import json
+import os
 import re
 import sys
 import time
@@ -439,42 +450,55 @@ def _current_environment_kernel():
     return CurrentEnvironmentKernel
 
 
-def execute(path: Path) -> float:
-    """Run one notebook in place (its directory as cwd); return the wall time in seconds."""
+def _client(notebook, path: Path, **options):
+    """An nbclient for `notebook`, run by this Python's kernel in `path`'s directory."""
     from nbclient import NotebookClient
 
-    notebook = read(path)
-    started = time.monotonic()
-    NotebookClient(
+    return NotebookClient(
         notebook,
         kernel_manager_class=_current_environment_kernel(),
         kernel_name="python3",
         timeout=CELL_TIMEOUT_SECONDS,
         record_timing=False,
-        store_widget_state=True,
         resources={"metadata": {"path": str(path.parent)}},
-    ).execute()
+        **options,
+    )
+
+
+def execute(path: Path) -> float:
+    """Run one notebook in place (its directory as cwd); return the wall time in seconds."""
+    notebook = read(path)
+    started = time.monotonic()
+    _client(notebook, path, store_widget_state=True).execute()
     elapsed = time.monotonic() - started
     path.write_text(canonical_text(normalize(notebook)), encoding="utf-8")
     return elapsed
 
 
-def run(directory: Path, names: list[str]) -> int:
+def chosen_paths(directory: Path, names: list[str]) -> list[Path] | None:
+    """The course's notebooks named (all when none is), or None after saying which is unknown."""
     paths = course_paths(directory)
-    if names:
-        by_name = {path.stem: path for path in paths}
-        chosen = []
-        for name in names:
-            stem = Path(name).name.removesuffix(".ipynb")
-            if stem not in by_name:
-                print(
-                    f"{name}: not a notebook of the course in {_shown(directory)}; "
-                    f"choose from {', '.join(by_name)}",
-                    file=sys.stderr,
-                )
-                return 2
-            chosen.append(by_name[stem])
-        paths = chosen
+    if not names:
+        return paths
+    by_name = {path.stem: path for path in paths}
+    chosen = []
+    for name in names:
+        stem = Path(name).name.removesuffix(".ipynb")
+        if stem not in by_name:
+            print(
+                f"{name}: not a notebook of the course in {_shown(directory)}; "
+                f"choose from {', '.join(by_name)}",
+                file=sys.stderr,
+            )
+            return None
+        chosen.append(by_name[stem])
+    return chosen
+
+
+def run(directory: Path, names: list[str]) -> int:
+    paths = chosen_paths(directory, names)
+    if paths is None:
+        return 2
     from nbclient.exceptions import CellExecutionError
 
     total = 0.0
@@ -505,6 +529,112 @@ def run(directory: Path, names: list[str]) -> int:
     return 0
 
 
+# -- lint ------------------------------------------------------------------------------------------
+#: The cell magics of handshake_lab.show.platform_cells: the rest of such a cell is Python.
+PLATFORM_MAGICS = ("%%linux_only", "%%not_linux")
+
+
+def lint(directory: Path) -> int:
+    """ruff's exit status over every notebook's code cells, platform cells included."""
+    import subprocess
+    import tempfile
+
+    root = Path(__file__).resolve().parent.parent
+    with tempfile.TemporaryDirectory() as temporary:
+        copies = []
+        for path in course_paths(directory):
+            notebook = read(path)
+            for cell in notebook.cells:
+                if cell.cell_type == "code" and cell.source.startswith(PLATFORM_MAGICS):
+                    cell.source = "# " + cell.source[2:]  # the magic's line, as a comment
+            copy = Path(temporary) / path.name
+            copy.write_text(canonical_text(notebook), encoding="utf-8")
+            copies.append(copy)
+        done = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "ruff",
+                "check",
+                "--config",
+                str(root / "pyproject.toml"),
+                "--no-cache",
+                *map(str, copies),
+            ],
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+    shown = _shown(directory)
+    for stream, text in ((sys.stdout, done.stdout), (sys.stderr, done.stderr)):
+        print(text.replace(temporary, shown), end="", file=stream)
+    return done.returncode
+
+
+# -- the other platforms ---------------------------------------------------------------------------
+def simulation_problems(notebook) -> list[str]:
+    """What a notebook run under a simulated platform showed that it must not: an error, a
+    traceback, or a %%linux_only cell that did not say it was skipped."""
+    from handshake_lab.show.platform_cells import SKIPPED
+
+    problems = []
+    for number, cell in enumerate(notebook.cells, start=1):
+        if cell.cell_type != "code":
+            continue
+        outputs = cell.get("outputs", [])
+        text = "".join(
+            output.get("text", "") + output.get("data", {}).get("text/plain", "")
+            for output in outputs
+        )
+        errors = [output for output in outputs if output.get("output_type") == "error"]
+        first_line = cell.source.split("\n", 1)[0]
+        if errors:
+            error = errors[0]
+            problems.append(f"cell {number} raised {error.get('ename')}: {error.get('evalue')}")
+        elif "Traceback (most recent call last)" in text:
+            problems.append(f"cell {number} printed a traceback")
+        elif first_line.startswith("%%linux_only") and SKIPPED not in text:
+            problems.append(f"cell {number} is %%linux_only but did not say it was skipped")
+    return problems
+
+
+def _simulate_one(path: Path, platform: str) -> bool:
+    """Run one notebook as on `platform`, print its verdict; True when it had problems."""
+    notebook = read(path)
+    started = time.monotonic()
+    _client(notebook, path, allow_errors=True).execute()
+    problems = simulation_problems(notebook)
+    seconds = time.monotonic() - started
+    verdict = "completed" if not problems else f"{len(problems)} problem(s)"
+    print(f"{seconds:6.1f} s  {platform:<8} {path.name}: {verdict}", flush=True)
+    for problem in problems:
+        print(f"         {problem}", flush=True)
+    return bool(problems)
+
+
+def simulate(directory: Path, platforms: list[str], names: list[str]) -> int:
+    """Run the notebooks as on each platform; 0 when every one completed as it must."""
+    from handshake_lab import platforms as lab_platforms
+
+    paths = chosen_paths(directory, names)
+    if paths is None:
+        return 2
+    failed = 0
+    try:
+        for platform in platforms:
+            os.environ[lab_platforms.SWITCH] = platform  # the kernel inherits it
+            try:
+                lab_platforms.current()
+            except ValueError as error:
+                print(error, file=sys.stderr)
+                return 2
+            for path in paths:
+                failed += _simulate_one(path, platform)
+    finally:
+        os.environ.pop(lab_platforms.SWITCH, None)
+    return 1 if failed else 0
+
+
 # -- command line ---------------------------------------------------------------------------------
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
@@ -520,6 +650,12 @@ def main(argv: list[str] | None = None) -> int:
     run_parser = commands.add_parser("run", help="re-execute notebooks, then nav + normalize")
     run_parser.add_argument("notebooks", nargs="*", help="names like 03-step-through (default all)")
     commands.add_parser("check", help="exit 1 if any notebook is stale, unnormalized or missing")
+    commands.add_parser("lint", help="ruff on every code cell, %%linux_only cells included")
+    simulate_parser = commands.add_parser(
+        "simulate", help="run the notebooks as on macOS or Windows; exit 1 unless each completes"
+    )
+    simulate_parser.add_argument("platforms", nargs="+", help="darwin, windows")
+    simulate_parser.add_argument("--notebooks", nargs="*", default=[], help="default: all")
     arguments = parser.parse_args(argv)
     directory: Path = arguments.dir
     if not directory.is_dir():
@@ -531,6 +667,10 @@ def main(argv: list[str] | None = None) -> int:
         changed = write_normalized(directory)
     elif arguments.command == "run":
         return run(directory, arguments.notebooks)
+    elif arguments.command == "lint":
+        return lint(directory)
+    elif arguments.command == "simulate":
+        return simulate(directory, arguments.platforms, arguments.notebooks)
     else:
         problems = check(directory)
         for problem in problems:
