@@ -509,6 +509,18 @@ def test_a_simulated_run_must_show_no_error_and_every_skip_sentence(source, outp
     assert tool.simulation_problems(new_notebook(cells=[cell])) == expected
 
 
+def simulate(directory: Path, platform: str) -> subprocess.CompletedProcess:
+    """`tools/notebooks.py simulate PLATFORM` on `directory`, in a process of its own."""
+    return subprocess.run(
+        [sys.executable, str(ROOT / "tools" / "notebooks.py"), "--dir", str(directory)]
+        + ["simulate", platform],
+        capture_output=True,
+        text=True,
+        timeout=tool.CELL_TIMEOUT_SECONDS,
+        check=False,
+    )
+
+
 def test_simulate_runs_a_notebook_as_on_another_platform_and_writes_nothing(tmp_path):
     path = write_notebook(tmp_path, "00-start-here")
     with_code_cells(
@@ -518,20 +530,7 @@ def test_simulate_runs_a_notebook_as_on_another_platform_and_writes_nothing(tmp_
         "%%not_linux\nimport handshake_lab.platforms as p\nprint('behaving as', p.name())",
     )
     before = path.read_text(encoding="utf-8")
-    result = subprocess.run(
-        [
-            sys.executable,
-            str(ROOT / "tools" / "notebooks.py"),
-            "--dir",
-            str(tmp_path),
-            "simulate",
-            "windows",
-        ],
-        capture_output=True,
-        text=True,
-        timeout=tool.CELL_TIMEOUT_SECONDS,
-        check=False,
-    )
+    result = simulate(tmp_path, "windows")
     assert result.returncode == 0, result.stdout + result.stderr
     assert re.search(r"windows\s+00-start-here\.ipynb: completed$", result.stdout, re.MULTILINE)
     assert path.read_text(encoding="utf-8") == before
@@ -540,20 +539,7 @@ def test_simulate_runs_a_notebook_as_on_another_platform_and_writes_nothing(tmp_
 def test_simulate_names_the_cell_that_failed(tmp_path):
     path = write_notebook(tmp_path, "00-start-here")
     with_code_cells(path, "%load_ext handshake_lab", "%%not_linux\n1 / 0")
-    result = subprocess.run(
-        [
-            sys.executable,
-            str(ROOT / "tools" / "notebooks.py"),
-            "--dir",
-            str(tmp_path),
-            "simulate",
-            "darwin",
-        ],
-        capture_output=True,
-        text=True,
-        timeout=tool.CELL_TIMEOUT_SECONDS,
-        check=False,
-    )
+    result = simulate(tmp_path, "darwin")
     assert result.returncode == 1, result.stdout + result.stderr
     assert "cell 5 raised ZeroDivisionError: division by zero" in result.stdout, result.stdout
 
