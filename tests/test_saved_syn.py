@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 import handshake_lab
+from handshake_lab import platforms
 from handshake_lab.kernel import saved_syn as saved_syn_module
 from handshake_lab.kernel.saved_syn import save_syns, saved_syn
 from handshake_lab.net.syn_experiments import (
@@ -102,7 +103,7 @@ def test_bad_arguments_and_other_platforms(monkeypatch):
         isn_clock(0)
     with pytest.raises(ValueError):
         isn_clock(0.1, host="192.0.2.1")
-    monkeypatch.setattr(saved_syn_module.sys, "platform", "darwin")
+    monkeypatch.setenv(platforms.SWITCH, "darwin")  # as on macOS
     with socket.socket() as sock, pytest.raises(OSError, match="Linux feature"):
         saved_syn(sock)
 

@@ -8,6 +8,7 @@ import sys
 
 import pytest
 
+from handshake_lab import platforms
 from handshake_lab.kernel.segment_counts import (
     NEEDED_BYTES,
     SegmentCounts,
@@ -77,8 +78,6 @@ def test_bad_input_says_what_to_pass():
 
 
 def test_off_linux_the_error_says_so(monkeypatch):
-    from handshake_lab.kernel import segment_counts as module
-
-    monkeypatch.setattr(module.sys, "platform", "darwin")
+    monkeypatch.setenv(platforms.SWITCH, "darwin")  # as on macOS
     with socket.socket() as sock, pytest.raises(OSError, match="Linux"):
         segment_counts(sock)
