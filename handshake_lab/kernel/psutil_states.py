@@ -85,7 +85,7 @@ def tcp_sockets_from_psutil(port: int | None = None) -> list[TcpSocketRow]:
         if state is None:
             continue  # psutil's NONE: not a TCP state
         # This process's own list (macOS) has no pid field: every socket in it is held.
-        held = getattr(conn, "pid", HELD_BY_A_PROCESS) is not None
+        held = not hasattr(conn, "pid") or conn.pid is not None
         rows.append(
             TcpSocketRow(
                 local,
