@@ -74,8 +74,17 @@ def tcp_sockets_from_psutil(port: int | None = None) -> list[TcpSocketRow]:
     -1); a listener's remote end is the unspecified address, as /proc prints it; psutil gives
     no inode, so a socket it lists as held by a process gets HELD_BY_A_PROCESS and one it lists
     with no process (not accepted yet, or closed) gets 0, as /proc does."""
+    return rows_from_connections(_connections(), port)
+
+
+def rows_from_connections(connections, port: int | None = None) -> list[TcpSocketRow]:
+    """The rows of psutil's connection tuples (pure: tests/data/platforms holds real ones).
+
+    pid None (Linux) or 0 (Windows lists TIME_WAIT under the System Idle Process, pid 0) is
+    a socket no process holds.
+    """
     rows = []
-    for conn in _connections():
+    for conn in connections:
         unspecified = ("::", 0) if getattr(conn, "family", None) == socket.AF_INET6 else _ANY
         local = tuple(conn.laddr[:2]) if conn.laddr else unspecified
         remote = tuple(conn.raddr[:2]) if conn.raddr else unspecified
@@ -85,7 +94,7 @@ def tcp_sockets_from_psutil(port: int | None = None) -> list[TcpSocketRow]:
         if state is None:
             continue  # psutil's NONE: not a TCP state
         # This process's own list (macOS) has no pid field: every socket in it is held.
-        held = not hasattr(conn, "pid") or conn.pid is not None
+        held = not hasattr(conn, "pid") or bool(conn.pid)
         rows.append(
             TcpSocketRow(
                 local,
@@ -108,13 +117,18 @@ def socket_state_from_psutil(sock: socket.socket) -> TcpState:
     list has it)."""
     local = sock.getsockname()[:2]
     try:
-        remote = sock.getpeername()[:2]
+        remote_port = sock.getpeername()[1]
     except OSError:
-        remote = None
+        remote_port = None  # no peer yet: a listener, or a connect() still in progress
     if local[1] != 0:
-        for row in tcp_sockets_from_psutil(local[1]):
-            if row.local[1] == local[1] and (remote is None or row.remote[1] == remote[1]):
-                return row.state
+        rows = [row for row in tcp_sockets_from_psutil(local[1]) if row.local[1] == local[1]]
+        if remote_port is None:
+            # A listener's row has no remote end; the connections it accepted share its port.
+            rows.sort(key=lambda row: row.remote[1] != 0)
+        else:
+            rows = [row for row in rows if row.remote[1] == remote_port]
+        if rows:
+            return rows[0].state
     # Open, yet in no list: a socket only created or bound, with no connection and not
     # listening, which RFC 9293 calls CLOSED (and Linux's TCP_INFO reports as CLOSE).
     return TcpState.CLOSED

@@ -23,8 +23,9 @@ import html
 import threading
 import time
 
+from ..kernel.lookup import absent_words
 from ..stepper.engine import Snapshot, Stepper
-from ..stepper.scenarios import SCENARIOS
+from ..stepper.scenarios import scenario_named, scenarios_here
 from .timeline_plot import timeline_png
 
 #: Seconds with nothing happening after which the timeline cuts the pause short (its length
@@ -47,7 +48,7 @@ def socket_table_html(snapshot: Snapshot) -> str:
         state = view.state.linux_name if view.state else "none"
         during = str(counted[view.lane]) if view.lane in counted else ""
         if view.state is None:
-            shown = "<i>not in the kernel</i>"
+            shown = f"<i>{html.escape(absent_words())}</i>"
         else:
             shown = (
                 f"<span title='Linux: {view.state.linux_name}'>"
@@ -155,7 +156,7 @@ class StepperWidget:
         self._last_done: dict[str, float] = {}
         self.stepper = Stepper(scenario, in_order=in_order, on_change=self._on_background_change)
         self._scenario = widgets.Dropdown(
-            options=[(s.title, key) for key, s in SCENARIOS.items()],
+            options=[(s.title, key) for key, s in scenarios_here().items()],
             value=scenario,
             description="Scenario:",
             style={"description_width": "initial"},
@@ -254,7 +255,7 @@ class StepperWidget:
     def _show_buttons(self, snapshot: Snapshot) -> None:
         offered, pending = set(snapshot.next_steps), set(snapshot.pending)
         buttons = []
-        for step in SCENARIOS[snapshot.scenario].steps:
+        for step in scenario_named(snapshot.scenario).steps:
             button = self._button(step.label)
             if step.label in offered:
                 button.disabled, button.button_style, button.icon = False, "primary", ""
@@ -294,7 +295,7 @@ class StepperWidget:
             )
             self.timeline.value = timeline_png(
                 self.stepper.recording,
-                title=f"{SCENARIOS[snapshot.scenario].title}: kernel states and calls",
+                title=f"{scenario_named(snapshot.scenario).title}: kernel states and calls",
                 compress_idle_over=IDLE_GAP,
             )
 
@@ -331,7 +332,7 @@ class StepperWidget:
     def _repr_mimebundle_(self, **kwargs):
         bundle = self.widget._repr_mimebundle_(**kwargs)
         bundle["text/plain"] = (
-            f"StepperWidget: {SCENARIOS[self.snapshot.scenario].title}, "
+            f"StepperWidget: {scenario_named(self.snapshot.scenario).title}, "
             f"{len(self.snapshot.next_steps)} call(s) offered"
         )
         return bundle

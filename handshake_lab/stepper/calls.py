@@ -22,7 +22,7 @@ import socket
 from collections.abc import Callable
 
 from ..kernel.defer_accept import set_defer_accept
-from ..kernel.tcp_info import AcceptQueue, accept_queue
+from ..kernel.tcp_info import AcceptQueue, accept_queue, has_tcp_info
 from ..model import tcp_model
 from ..model.addresses import Address
 from ..model.states import TcpState
@@ -155,8 +155,9 @@ class ScenarioSockets:
         return self.listening and self.is_open("server")
 
     def accept_queue(self) -> AcceptQueue | None:
-        """The listener's accept queue, or None when nothing listens."""
-        if self.listener_open:
+        """The listener's accept queue; None when nothing listens or the platform has no
+        TCP_INFO to read it from."""
+        if self.listener_open and has_tcp_info():
             return accept_queue(self.sockets["server"])
         return None
 

@@ -35,6 +35,7 @@ import threading
 from collections.abc import Callable
 from typing import TYPE_CHECKING, NamedTuple
 
+from ..kernel.lookup import absent_words
 from ..kernel.segment_counts import SegmentCounts
 from ..kernel.tcp_info import AcceptQueue
 from ..model.addresses import Address
@@ -45,7 +46,7 @@ from ..record.events import LaneState, Recording
 from ..record.recorder import Recorder
 from ..timeouts import poll_until
 from .calls import Action, Blocked, Outcome, ScenarioSockets, told
-from .scenarios import Scenario, Step, scenario_named
+from .scenarios import Scenario, Step, scenario_named, scenario_to_run
 
 if TYPE_CHECKING:
     from ..capture.sniffer import LoopbackSniffer
@@ -129,7 +130,7 @@ class Snapshot:
         counted = dict(self.segments)
         for view in self.sockets:
             # One word per state, the RFC's (the Linux name is in data-state / linux_name).
-            state = view.state.rfc_name if view.state else "not in the kernel"
+            state = view.state.rfc_name if view.state else absent_words()
             during = f"[{counted[view.lane]}]" if view.lane in counted else ""
             note = self.note_of(view)
             lines.append(f"  {view.lane:<10} {state:<18} {during:<22} {note}".rstrip())
@@ -178,7 +179,7 @@ class Stepper:
         on_change: Callable[[Snapshot], None] | None = None,
         capture_packets: bool = True,
     ) -> None:
-        chosen = scenario_named(scenario)
+        chosen = scenario_to_run(scenario)
         self.in_order = in_order
         self.on_change = on_change
         self.capture_packets = capture_packets
@@ -227,7 +228,7 @@ class Stepper:
     def reset(self, scenario: str | None = None, *, in_order: bool | None = None) -> Snapshot:
         """Start again (optionally with another scenario, or in or out of order) with fresh
         sockets."""
-        chosen = scenario_named(scenario) if scenario is not None else None
+        chosen = scenario_to_run(scenario) if scenario is not None else None
         self._require_open()
         fresh = self._open(chosen or self.scenario)
         with self._lock:

@@ -1,12 +1,15 @@
 """The stepper's scenarios: named sequences of socket calls and the listener's settings.
 
 Pure data: no sockets, no threads. A Step names one socket call and the socket it acts on;
-`calls` performs it, `engine` decides when it may be taken.
+`calls` performs it, `engine` decides when it may be taken. A scenario that shows a Linux
+feature says which (`linux_only`); `scenarios_here` lists those that run on this platform.
 """
 
 from __future__ import annotations
 
 import dataclasses
+
+from .. import platforms
 
 #: What the scenarios send: short enough to read in a timeline label.
 GREETING = b"hello"
@@ -36,6 +39,7 @@ class Scenario:
     steps: tuple[Step, ...]
     backlog: int = 128
     defer_accept: int | None = None
+    linux_only: str = ""  # what Linux-only thing it shows, e.g. "TCP_DEFER_ACCEPT"
 
 
 def scenario_named(key: str) -> Scenario:
@@ -43,6 +47,24 @@ def scenario_named(key: str) -> Scenario:
     if not isinstance(key, str) or key not in SCENARIOS:
         raise ValueError(f"unknown scenario {key!r}; choose one of {', '.join(SCENARIOS)}")
     return SCENARIOS[key]
+
+
+def scenarios_here() -> dict[str, Scenario]:
+    """The scenarios that run on this platform: all of them on Linux."""
+    if platforms.is_linux():
+        return dict(SCENARIOS)
+    return {key: scenario for key, scenario in SCENARIOS.items() if not scenario.linux_only}
+
+
+def scenario_to_run(key: str) -> Scenario:
+    """The scenario called `key`, if it runs here; a ValueError saying why not otherwise."""
+    scenario = scenario_named(key)
+    if key not in scenarios_here():
+        raise ValueError(
+            f"the {key!r} scenario shows {scenario.linux_only}, which {platforms.name()} does "
+            f"not have; choose one of {', '.join(scenarios_here())}, or run it on Linux or Binder"
+        )
+    return scenario
 
 
 def _steps(*specs: tuple) -> tuple[Step, ...]:
@@ -92,6 +114,7 @@ SCENARIOS: dict[str, Scenario] = {
                 ("server.close()", "close", "server"),
             ),
             backlog=0,
+            linux_only="Linux's accept-queue rule (listen(0) admits one, then drops SYNs)",
         ),
         Scenario(
             "defer-accept",
@@ -107,6 +130,7 @@ SCENARIOS: dict[str, Scenario] = {
                 ("server.close()", "close", "server"),
             ),
             defer_accept=5,
+            linux_only="TCP_DEFER_ACCEPT",
         ),
         Scenario(
             "client-closes-first",
