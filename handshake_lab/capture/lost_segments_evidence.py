@@ -23,6 +23,7 @@ from datetime import date
 from pathlib import Path
 
 from .. import platforms
+from . import socket_filter
 from .child_process import report_from_private_network, run_json_child
 from .evidence import Capture, Tier
 from .lost_segments import LossCapture, check_loss, run_loss
@@ -56,7 +57,9 @@ def capture_with_loss(
         raise ValueError(f"client_sends is recorded only for lose='ack' with {RECORDED_DATA!r}")
     allowed, source = allowed_tiers(tiers)
     reasons = []
-    if Tier.LIVE in allowed:
+    if Tier.LIVE in allowed and socket_filter.unavailable_here():
+        reasons.append(socket_filter.unavailable_here())
+    elif Tier.LIVE in allowed:
         try:
             capture = run_loss(lose, client_sends=client_sends)
             return dataclasses.replace(capture, explanation=_LIVE_SENTENCE)

@@ -37,6 +37,7 @@ from ..model.states import TcpState
 from ..net.clients import close, connect
 from ..net.server import LoopbackServer
 from ..timeouts import KERNEL_TIMER_TIMEOUT, poll_until
+from . import socket_filter
 from .child_process import report_from_private_network, run_json_child
 from .socket_filter import FIN, FlagsRule, attach, detach
 
@@ -163,14 +164,16 @@ def _one_try() -> tuple[StateChange, ...]:
 # -- where it runs: here, in a private namespace, or the recording ----------------------------
 def simultaneous_close() -> SimultaneousClose:
     """Run the experiment with the best evidence this machine allows, and say which and why."""
-    try:
-        return SimultaneousClose(
-            run_simultaneous_close(),
-            "live",
-            "This process may attach socket filters, so it ran here.",
-        )
-    except PermissionError:
-        here = "socket filters need root here (EPERM)"
+    here = socket_filter.unavailable_here()
+    if not here:
+        try:
+            return SimultaneousClose(
+                run_simultaneous_close(),
+                "live",
+                "This process may attach socket filters, so it ran here.",
+            )
+        except PermissionError:
+            here = "socket filters need root here (EPERM)"
     rows, problem = _run_in_namespace()
     if rows is not None:
         return SimultaneousClose.from_json(

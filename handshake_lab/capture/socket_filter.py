@@ -21,10 +21,13 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
+import errno
 import socket
 import struct
 from collections.abc import Iterable
 from typing import NamedTuple
+
+from .. import platforms
 
 __all__ = [
     "ACK",
@@ -135,8 +138,18 @@ class PortRule(NamedTuple):
         ]
 
 
+def unavailable_here() -> str:
+    """Why this platform has no socket filters, or "" on Linux."""
+    if platforms.is_linux():
+        return ""
+    return "socket filters (SO_ATTACH_FILTER) are Linux's"
+
+
 def attach(sock: socket.socket, rule: FlagsRule | PortRule) -> None:
-    """Attach (or replace) the socket's filter; PermissionError where filters are not allowed."""
+    """Attach (or replace) the socket's filter; PermissionError where filters are not allowed,
+    OSError off Linux (``unavailable_here`` says why)."""
+    if unavailable_here():
+        raise OSError(errno.ENOPROTOOPT, f"{unavailable_here()}; {platforms.name()} has none")
     program = rule.program()
     code = ctypes.create_string_buffer(b"".join(struct.pack("HBBI", *i) for i in program))
     # struct sock_fprog: the kernel copies the instructions during this call.
