@@ -11,6 +11,7 @@ import html
 import os
 import platform
 import socket
+import subprocess
 
 from . import platforms
 from .kernel import defer_accept
@@ -65,6 +66,25 @@ def _psutil() -> Capability:
         return Capability("psutil", False, str(error))
     whose = "this process's" if platforms.current() == "darwin" else "the system's"
     return Capability("psutil", True, f"lists {whose} TCP sockets with their states")
+
+
+def _netstat() -> Capability:
+    """macOS: its netstat lists every TCP socket to any user (kernel/netstat_states)."""
+    from .kernel.netstat_states import available, tcp_sockets_from_netstat
+
+    instead = "psutil's list of this process's own sockets"
+    if not available():
+        return Capability("netstat", False, "macOS's netstat is not on this machine", instead)
+    try:
+        tcp_sockets_from_netstat()
+    except (OSError, subprocess.SubprocessError) as error:
+        return Capability("netstat", False, f"netstat -anv failed ({error})", instead)
+    return Capability(
+        "netstat",
+        True,
+        "lists every TCP socket with its state to any user, including connections nobody "
+        "has accepted yet",
+    )
 
 
 def _tcp_info() -> Capability:
@@ -233,6 +253,8 @@ def what_this_machine_shows(report: list[Capability]) -> str:
 
     if works("/proc/net/tcp") or works("sock_diag"):
         states = "every socket's TCP state, read from the kernel, even before accept()."
+    elif works("netstat"):
+        states = "every socket's TCP state, as netstat lists it, even before accept()."
     elif works("psutil") and platforms.current() != "darwin":
         states = "the TCP states psutil lists for the whole system."
     else:
@@ -280,11 +302,15 @@ def doctor() -> list[Capability]:
             "platform",
             is_linux,
             identity,
-            "kernel states through psutil; the Linux-only experiments are skipped, "
-            "each with a sentence saying why",
+            "kernel states through netstat (macOS) or psutil; the Linux-only experiments are "
+            "skipped, each with a sentence saying why",
         )
     ]
-    report += [_proc_net_tcp(), _tcp_info(), _sock_diag()] if is_linux else [_psutil(), _tcp_info()]
+    if is_linux:
+        report += [_proc_net_tcp(), _tcp_info(), _sock_diag()]
+    else:
+        mac = [_netstat()] if platforms.current() == "darwin" else []
+        report += [*mac, _psutil(), _tcp_info()]
     report += [_defer_accept(settings.syncookies), _syn_retries(), _ipv6_loopback()]
     if is_linux:
         report += _evidence_tiers()

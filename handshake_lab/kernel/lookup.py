@@ -9,7 +9,9 @@ never fall back to one another; this module decides, always in the same order:
   descriptor for is seen too: one not yet accepted, one already closed (TIME_WAIT).
 - the TCP table of a port: a NETLINK_SOCK_DIAG dump filtered by the kernel to that port
   (what `ss` does, so its cost hardly grows with a load test's TIME_WAIT rows), else
-  /proc/net/tcp(6) on Linux (also for the whole table), psutil elsewhere.
+  /proc/net/tcp(6) on Linux (also for the whole table), `netstat -anv` on macOS (which lists
+  every socket to any user; the rows this process holds are marked from psutil's list of its
+  own), psutil elsewhere.
 - a socket we hold: TCP_INFO on Linux, psutil elsewhere.
 
 `ConnectionLookup` is for asking about many connections again and again (the recorder's
@@ -24,6 +26,7 @@ two in a row have not (benchmarks/lookup_while_closing.py counts both).
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import socket
 from collections.abc import Callable
@@ -32,7 +35,7 @@ from .. import platforms
 from ..model.addresses import Address, check_port, loopback_host
 from ..model.states import TcpState
 from ..timeouts import SHORT_TIMEOUT, poll_until
-from . import psutil_states, sock_diag_dump, tcp_info
+from . import netstat_states, psutil_states, sock_diag_dump, tcp_info
 from .proc_tcp import TcpSocketRow, find_rows, read_tcp_table
 from .sock_diag import SockDiag
 from .tcp_info import AcceptQueue
@@ -65,6 +68,25 @@ def _tcp_info_available() -> bool:
     return tcp_info.has_tcp_info()
 
 
+def _netstat_available() -> bool:
+    return netstat_states.available()
+
+
+def lists_sockets_no_process_holds() -> bool:
+    """False where states come from psutil's list of this process's own sockets (macOS
+    without its netstat): there a connection not accepted yet, or closed, is not listed."""
+    if _proc_tcp_available() or _netstat_available():
+        return True
+    return platforms.current() != "darwin"
+
+
+def absent_words() -> str:
+    """How a table says a socket has no state: not in the kernel, or not in the list."""
+    if lists_sockets_no_process_holds():
+        return "not in the kernel"
+    return "not listed here"
+
+
 # -- the public lookups ------------------------------------------------------------------
 def tcp_sockets(port: int | None = None) -> list[TcpSocketRow]:
     """The kernel's TCP sockets whose local or remote port is `port` (all when None)."""
@@ -77,7 +99,24 @@ def tcp_sockets(port: int | None = None) -> list[TcpSocketRow]:
                 pass  # sock_diag forbidden here, or a kernel that refuses the dump: read the table
     if _proc_tcp_available():
         return read_tcp_table(port)
+    if _netstat_available():
+        return _netstat_rows(port)
     return psutil_states.tcp_sockets_from_psutil(port)
+
+
+def _netstat_rows(port: int | None) -> list[TcpSocketRow]:
+    """netstat's rows, each marked held (HELD_BY_A_PROCESS) where this process's own sockets,
+    as psutil lists them, include it, else 0; unmarked where psutil is missing."""
+    rows = netstat_states.tcp_sockets_from_netstat(port)
+    try:
+        own = {(row.local, row.remote) for row in psutil_states.tcp_sockets_from_psutil(port)}
+    except psutil_states.PlatformCannotShow:
+        return rows
+    held = psutil_states.HELD_BY_A_PROCESS
+    return [
+        dataclasses.replace(row, inode=held if (row.local, row.remote) in own else 0)
+        for row in rows
+    ]
 
 
 def socket_state(sock: socket.socket) -> TcpState:

@@ -20,6 +20,7 @@ import dataclasses
 import json
 from collections.abc import Iterable
 
+from ..kernel.lookup import lists_sockets_no_process_holds
 from ..kernel.segment_counts import SegmentCounts
 from ..kernel.tcp_info import AcceptQueue
 from ..model.states import TcpState
@@ -125,9 +126,14 @@ class LaneState(_KernelFields):
     @property
     def status(self) -> str:
         """The words beside the state in a table: a server side waiting for accept() is
-        'in the kernel, not yet accepted', or 'no server side' when the kernel has none."""
+        'in the kernel, not yet accepted', or 'no server side' when the kernel has none (on a
+        platform that lists only the sockets a process holds: no process holds it yet)."""
         if self.awaiting_accept:
-            return "in the kernel, not yet accepted" if self.state else "no server side"
+            if self.state:
+                return "in the kernel, not yet accepted"
+            return (
+                "no server side" if lists_sockets_no_process_holds() else "no process holds it yet"
+            )
         return self.note
 
 
