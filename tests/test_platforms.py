@@ -7,20 +7,22 @@ the states must come from psutil as they do there: from this process's sockets o
 
 from __future__ import annotations
 
+import re
 import socket
 import sys
 
 import pytest
 
 from handshake_lab import platforms
-from handshake_lab.capture import saved_syn_tier, tiers
+from handshake_lab.capture import saved_syn_tier, socket_filter, tiers
+from handshake_lab.capture.socket_filter import SYN, FlagsRule
 from handshake_lab.host import doctor, what_this_machine_shows
 from handshake_lab.kernel import defer_accept, lookup, saved_syn, sysctls, tcp_info
 from handshake_lab.kernel.lookup import connection_state, socket_state, tcp_sockets
 from handshake_lab.kernel.segment_counts import read_counts, segment_counts
 from handshake_lab.kernel.sock_diag import SockDiag
 from handshake_lab.model.states import TcpState
-from handshake_lab.net.clients import close, connect
+from handshake_lab.net.clients import close, connect, start_connect
 from handshake_lab.net.server import LoopbackServer
 from handshake_lab.net.syn_retry_measurement import measure_syn_retries
 
@@ -117,6 +119,7 @@ def test_each_linux_only_call_raises_an_error_that_names_the_platform(simulated)
                 "measure_syn_retries": (lambda: measure_syn_retries(1, 1.0), OSError),
                 "set_defer_accept": (lambda: defer_accept.set_defer_accept(probe, 1), OSError),
                 "accept_queue": (lambda: tcp_info.accept_queue(server.listener), Exception),
+                "attach": (lambda: socket_filter.attach(probe, FlagsRule.exactly(SYN)), OSError),
             }
             for call, error in calls.values():
                 with pytest.raises(error, match=name):
@@ -184,3 +187,73 @@ def test_an_open_socket_no_list_has_is_closed(simulated):
         assert socket_state(fresh) is socket_state(bound) is TcpState.CLOSED
         bound.listen()
         assert socket_state(bound) is TcpState.LISTEN
+
+
+def test_a_listener_is_told_from_the_connections_it_accepted(simulated):
+    # The accepted socket shares the listener's local address; only the remote end (none for
+    # the listener) tells the two apart.
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen()
+        client = connect(listener.getsockname())
+        try:
+            conn, _ = listener.accept()
+            with conn:
+                assert socket_state(conn) is TcpState.ESTABLISHED
+                assert socket_state(listener) is TcpState.LISTEN
+        finally:
+            close(client)
+
+
+def test_scenarios_that_show_linux_features_are_refused_with_the_ones_to_choose(simulated):
+    from handshake_lab import Stepper
+    from handshake_lab.stepper.scenarios import SCENARIOS, scenarios_here
+
+    assert set(scenarios_here()) == set(SCENARIOS) - {"full-queue", "defer-accept"}
+    with pytest.raises(ValueError, match="TCP_DEFER_ACCEPT.*choose one of basic"):
+        Stepper("defer-accept")
+
+
+def test_the_stepper_steps_through_the_handshake_without_tcp_info(simulated):
+    from handshake_lab import Stepper
+
+    with Stepper("basic", capture_packets=False) as stepper:
+        stepper.step()
+        connected = stepper.step()
+        accepted = stepper.step()
+    assert connected.accept_queue is None and connected.segments_of("client") is None
+    assert connected.state_of("client") is TcpState.ESTABLISHED, connected.as_text()
+    if simulated == "darwin":  # this process's own sockets: the unaccepted end is not listed
+        assert connected.state_of("server 1") is None, connected.as_text()
+        pattern = r"server 1\s+not listed here\s+no process holds it yet"
+        assert re.search(pattern, connected.as_text()), connected.as_text()
+    else:
+        assert connected.state_of("server 1") is TcpState.ESTABLISHED, connected.as_text()
+    assert accepted.state_of("listener") is TcpState.LISTEN, accepted.as_text()
+    assert accepted.state_of("server 1") is TcpState.ESTABLISHED, accepted.as_text()
+
+
+def test_experiments_that_need_socket_filters_show_their_recordings(simulated):
+    from handshake_lab.capture.lost_segments_evidence import capture_with_loss
+    from handshake_lab.capture.simultaneous_close import simultaneous_close
+
+    lost = capture_with_loss("syn")
+    closing = simultaneous_close()
+    assert lost.tier.value == "shipped" and closing.source == "recording"
+    for explanation in (lost.explanation, closing.explanation):
+        assert "socket filters (so_attach_filter) are linux's" in explanation.lower(), explanation
+        assert "recording made by this lab's own tool" in explanation, explanation
+
+
+def test_a_connect_still_in_progress_is_syn_sent(simulated):
+    # No peer name yet, and not a listener: the row with the socket's own port is its own.
+    # listen(0) holds one finished connection on Linux, so the second client's SYN is dropped.
+    with LoopbackServer(backlog=0, auto_accept=False) as server:
+        first = connect(server.address)
+        waiting = start_connect(server.address)
+        try:
+            assert socket_state(first) is TcpState.ESTABLISHED
+            assert socket_state(waiting) is TcpState.SYN_SENT
+        finally:
+            close(first)
+            close(waiting)
