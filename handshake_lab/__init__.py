@@ -72,6 +72,7 @@ _EXPORTS = {
     "capture_handshake": "capture.tiers",
     "load_shipped_capture": "capture.shipped",
     "listen_queue_experiments": "capture.listen_queue_evidence",
+    "full_queue_recording": "capture.full_queue_recording",
     "refuse_connection": "capture.refusal",
     "reset_on_close": "capture.resets",
     "state_at": "capture.evidence",
