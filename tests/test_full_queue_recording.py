@@ -43,3 +43,18 @@ def test_the_shipped_recording_shows_the_wait_and_says_it_is_a_recording(monkeyp
 def test_a_live_run_records_what_the_recording_shows():
     recording, retransmissions_ns = run_full_queue()
     check_full_queue(recording, retransmissions_ns)
+
+
+def test_its_figure_as_notebook_04_draws_it_has_no_overlapping_text():
+    from figure_recordings import overlapping_texts
+
+    from handshake_lab.show.queue_plot import plot_accept_queue
+
+    recorded = full_queue_recording()
+    artists = plot_accept_queue(
+        recorded.recording,
+        client="client 3",
+        retransmissions_ns=recorded.retransmissions_ns,
+        title="On Linux, recorded: two clients fill the accept queue of listen(1)",
+    )
+    assert overlapping_texts(artists.figure) == ([], [])
