@@ -509,6 +509,23 @@ def test_a_simulated_run_must_show_no_error_and_every_skip_sentence(source, outp
     assert tool.simulation_problems(new_notebook(cells=[cell])) == expected
 
 
+def test_a_simulated_run_must_reveal_every_prediction_it_asked():
+    from handshake_lab.show.prediction import NOT_COMMITTED
+
+    def cell(source: str, text: str = ""):
+        made = new_code_cell(source)
+        made.outputs = [new_output("stream", name="stdout", text=text)] if text else []
+        return made
+
+    ask = 'p_one = Prediction("?", ["a", "b"])\np_two = Prediction("?", ["a", "b"])'
+    revealed = cell("print(p_one.reveal('measured', 1))", NOT_COMMITTED + "\n")
+    skipped = cell("%%linux_only the answer\nprint(p_two.reveal('measured', 0))", SKIP_LINE)
+    notebook = new_notebook(cells=[cell(ask), revealed, skipped])
+    assert tool.simulation_problems(notebook) == ["cell 1 asks p_two, and no cell revealed it"]
+    skipped_ask = cell("%%linux_only a question\n" + ask, SKIP_LINE)
+    assert tool.simulation_problems(new_notebook(cells=[skipped_ask, skipped])) == []
+
+
 def simulate(directory: Path, platform: str) -> subprocess.CompletedProcess:
     """`tools/notebooks.py simulate PLATFORM` on `directory`, in a process of its own."""
     return subprocess.run(

@@ -41,10 +41,21 @@ def test_elsewhere_it_says_what_linux_shows_and_runs_nothing(shell, monkeypatch,
     assert "skipped_value" not in shell.user_ns
     name = platforms.name()
     assert capsys.readouterr().out == (
-        f"Linux only: this cell shows the accept queue (TCP_INFO). It is skipped on {name}.\n"
+        f"Linux only: this cell shows the accept queue (TCP_INFO).\nIt is skipped on {name}.\n"
     )
     result = run(shell, "%%not_linux the other evidence\nelsewhere_value = 2\nelsewhere_value")
     assert result.success and result.result == 2
+
+
+def test_a_long_skip_sentence_is_wrapped_between_words(monkeypatch):
+    from handshake_lab.show.platform_cells import skip_sentence
+
+    monkeypatch.setenv(platforms.SWITCH, "darwin")
+    shows = "a full queue: client 3 in SYN-SENT, its SYN resent on this kernel's schedule"
+    lines = skip_sentence(shows).split("\n")
+    assert len(lines) == 3 and max(map(len, lines)) <= 88, lines
+    assert " ".join(lines[:2]) == f"Linux only: this cell shows {shows}."
+    assert lines[2] == "It is skipped on macOS (simulated on Linux)."
 
 
 def test_an_error_in_a_linux_only_cell_fails_the_cell(shell, monkeypatch):

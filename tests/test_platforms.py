@@ -230,6 +230,10 @@ def test_the_stepper_steps_through_the_handshake_without_tcp_info(simulated):
     else:
         assert connected.state_of("server 1") is TcpState.ESTABLISHED, connected.as_text()
     assert accepted.state_of("listener") is TcpState.LISTEN, accepted.as_text()
+    from handshake_lab.show.stepper_widget import socket_table_html
+
+    caption = f"accept queue: Linux shows it (TCP_INFO); {NAMES[simulated]} (simulated on Linux)"
+    assert caption in socket_table_html(accepted)
     assert accepted.state_of("server 1") is TcpState.ESTABLISHED, accepted.as_text()
 
 

@@ -572,12 +572,17 @@ def lint(directory: Path) -> int:
 
 
 # -- the other platforms ---------------------------------------------------------------------------
+_MAKES_PREDICTION = re.compile(r"^(\w+) = Prediction\(", re.MULTILINE)
+
+
 def simulation_problems(notebook) -> list[str]:
     """What a notebook run under a simulated platform showed that it must not: an error, a
-    traceback, or a %%linux_only cell that did not say it was skipped."""
+    traceback, a %%linux_only cell that did not say it was skipped, or a prediction asked and
+    never revealed (its question stays unanswered there)."""
     from handshake_lab.show.platform_cells import SKIPPED
+    from handshake_lab.show.prediction import NOT_COMMITTED
 
-    problems = []
+    problems, asked = [], {}
     for number, cell in enumerate(notebook.cells, start=1):
         if cell.cell_type != "code":
             continue
@@ -595,6 +600,14 @@ def simulation_problems(notebook) -> list[str]:
             problems.append(f"cell {number} printed a traceback")
         elif first_line.startswith("%%linux_only") and SKIPPED not in text:
             problems.append(f"cell {number} is %%linux_only but did not say it was skipped")
+        if SKIPPED in text:
+            continue
+        for name in _MAKES_PREDICTION.findall(cell.source):
+            asked[name] = number
+        for name in [name for name in asked if f"{name}.reveal(" in cell.source]:
+            if NOT_COMMITTED in text:  # the reveal ran (nothing was committed in this run)
+                del asked[name]
+    problems += [f"cell {at} asks {name}, and no cell revealed it" for name, at in asked.items()]
     return problems
 
 

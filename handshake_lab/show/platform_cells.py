@@ -23,9 +23,17 @@ from .. import platforms
 SKIPPED = "It is skipped on"
 
 
+#: JupyterLab breaks a long output line anywhere, even inside a word: lines stay this short.
+_WIDTH = 88
+
+
 def skip_sentence(shows: str) -> str:
-    """What a `%%linux_only` cell prints where it is not run."""
-    return f"Linux only: this cell shows {shows}. {SKIPPED} {platforms.name()}."
+    """What a `%%linux_only` cell prints where it is not run: what it shows, wrapped between
+    words, then on a line of its own where it is skipped."""
+    import textwrap
+
+    what = textwrap.fill(f"Linux only: this cell shows {shows}.", _WIDTH)
+    return f"{what}\n{SKIPPED} {platforms.name()}."
 
 
 def _run(shell, cell: str):

@@ -23,7 +23,9 @@ import html
 import threading
 import time
 
+from .. import platforms
 from ..kernel.lookup import absent_words
+from ..model.states import TcpState
 from ..stepper.engine import Snapshot, Stepper
 from ..stepper.scenarios import scenario_named, scenarios_here
 from .timeline_plot import timeline_png
@@ -61,11 +63,13 @@ def socket_table_html(snapshot: Snapshot) -> str:
             f"<td {_CELL}><b>{html.escape(view.lane)}</b></td><td {_CELL}>{shown}</td>"
             f"<td {_CELL}>{html.escape(during)}</td><td {_CELL}>{html.escape(note)}</td></tr>"
         )
-    caption = (
-        f"accept queue: {html.escape(snapshot.queue_text())}"
-        if snapshot.accept_queue is not None
-        else "no listening socket"
-    )
+    if snapshot.accept_queue is not None:
+        caption = f"accept queue: {html.escape(snapshot.queue_text())}"
+    elif snapshot.state_of("listener") is TcpState.LISTEN:
+        where = html.escape(platforms.name())
+        caption = f"accept queue: Linux shows it (TCP_INFO); {where} does not"
+    else:
+        caption = "no listening socket"
     heads = ("socket", "kernel state", "segments this step (TCP_INFO)", "note")
     return (
         "<table style='border-collapse:collapse'>"
