@@ -15,6 +15,7 @@ import subprocess
 
 from . import platforms
 from .kernel import defer_accept
+from .kernel.psutil_states import lists_this_process_only
 from .kernel.sysctls import kernel_settings, syn_retry_schedule
 
 
@@ -64,7 +65,7 @@ def _psutil() -> Capability:
         tcp_sockets_from_psutil()
     except PlatformCannotShow as error:
         return Capability("psutil", False, str(error))
-    whose = "this process's" if platforms.current() == "darwin" else "the system's"
+    whose = "this process's" if lists_this_process_only() else "the system's"
     return Capability("psutil", True, f"lists {whose} TCP sockets with their states")
 
 
@@ -255,7 +256,7 @@ def what_this_machine_shows(report: list[Capability]) -> str:
         states = "every socket's TCP state, read from the kernel, even before accept()."
     elif works("netstat"):
         states = "every socket's TCP state, as netstat lists it, even before accept()."
-    elif works("psutil") and platforms.current() != "darwin":
+    elif works("psutil") and not lists_this_process_only():
         states = "the TCP states psutil lists for the whole system."
     else:
         states = "the states of your own sockets only; connections not yet accepted are not seen."

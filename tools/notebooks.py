@@ -34,8 +34,8 @@ Rules:
   experiments. Its messages name the course's notebooks.
 - `simulate` runs each notebook the same way, but by a kernel started with HANDSHAKE_LAB_PLATFORM
   set (see handshake_lab/platforms.py), and writes nothing: the stored outputs are Linux's. A
-  notebook passes when no cell raised, no output holds a traceback, and every `%%linux_only`
-  cell printed its skip sentence instead of running.
+  notebook passes when no cell raised, no output holds a traceback, every `%%linux_only`
+  cell printed its skip sentence instead of running, and every prediction it asked was revealed.
 """
 
 from __future__ import annotations

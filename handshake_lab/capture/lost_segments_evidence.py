@@ -23,12 +23,11 @@ from datetime import date
 from pathlib import Path
 
 from .. import platforms
-from . import socket_filter
 from .child_process import report_from_private_network, run_json_child
 from .evidence import Capture, Tier
 from .lost_segments import LossCapture, check_loss, run_loss
 from .sniffer import open_packet_socket
-from .socket_filter import SYN, FlagsRule, attach
+from .socket_filter import SYN, FlagsRule, attach, unavailable_here
 from .tiers import allowed_tiers
 
 __all__ = ["capture_with_loss", "load_recording", "loss_tier", "recording_path"]
@@ -57,16 +56,16 @@ def capture_with_loss(
         raise ValueError(f"client_sends is recorded only for lose='ack' with {RECORDED_DATA!r}")
     allowed, source = allowed_tiers(tiers)
     reasons = []
-    if Tier.LIVE in allowed and socket_filter.unavailable_here():
-        reasons.append(socket_filter.unavailable_here())
-    elif Tier.LIVE in allowed:
+    if Tier.LIVE not in allowed:
+        reasons.append(f"live capture is off ({source})")
+    elif unavailable_here():
+        reasons.append(unavailable_here())
+    else:
         try:
             capture = run_loss(lose, client_sends=client_sends)
             return dataclasses.replace(capture, explanation=_LIVE_SENTENCE)
         except PermissionError:
             reasons.append("socket filters and packet capture need root here")
-    else:
-        reasons.append(f"live capture is off ({source})")
     if Tier.NAMESPACE in allowed:
         capture, problem = _run_in_namespace([lose, client_sends.hex()])
         if capture is not None:

@@ -37,9 +37,8 @@ from ..model.states import TcpState
 from ..net.clients import close, connect
 from ..net.server import LoopbackServer
 from ..timeouts import KERNEL_TIMER_TIMEOUT, poll_until
-from . import socket_filter
 from .child_process import report_from_private_network, run_json_child
-from .socket_filter import FIN, FlagsRule, attach, detach
+from .socket_filter import FIN, FlagsRule, attach, detach, unavailable_here
 
 __all__ = ["SimultaneousClose", "StateChange", "run_simultaneous_close", "simultaneous_close"]
 
@@ -164,7 +163,7 @@ def _one_try() -> tuple[StateChange, ...]:
 # -- where it runs: here, in a private namespace, or the recording ----------------------------
 def simultaneous_close() -> SimultaneousClose:
     """Run the experiment with the best evidence this machine allows, and say which and why."""
-    here = socket_filter.unavailable_here()
+    here = unavailable_here()
     if not here:
         try:
             return SimultaneousClose(

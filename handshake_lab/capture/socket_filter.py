@@ -148,8 +148,9 @@ def unavailable_here() -> str:
 def attach(sock: socket.socket, rule: FlagsRule | PortRule) -> None:
     """Attach (or replace) the socket's filter; PermissionError where filters are not allowed,
     OSError off Linux (``unavailable_here`` says why)."""
-    if unavailable_here():
-        raise OSError(errno.ENOPROTOOPT, f"{unavailable_here()}; {platforms.name()} has none")
+    why = unavailable_here()
+    if why:
+        raise OSError(errno.ENOPROTOOPT, f"{why}; {platforms.name()} has none")
     program = rule.program()
     code = ctypes.create_string_buffer(b"".join(struct.pack("HBBI", *i) for i in program))
     # struct sock_fprog: the kernel copies the instructions during this call.

@@ -77,7 +77,7 @@ def lists_sockets_no_process_holds() -> bool:
     without its netstat): there a connection not accepted yet, or closed, is not listed."""
     if _proc_tcp_available() or _netstat_available():
         return True
-    return platforms.current() != "darwin"
+    return not psutil_states.lists_this_process_only()
 
 
 def absent_words() -> str:

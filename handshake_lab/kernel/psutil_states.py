@@ -50,16 +50,21 @@ def _psutil():
     return psutil
 
 
-def _connections():
-    """psutil's TCP connections: the whole system's, or on macOS this process's own.
+def lists_this_process_only() -> bool:
+    """True on macOS, where the lab asks psutil for its own process's connections only.
 
-    On macOS, psutil's documentation says, net_connections() needs root, so there the lab
-    asks for its own process's, as any learner may: that list misses connections no process
-    holds a descriptor for, one not accepted yet or one in TIME-WAIT.
+    There, psutil's documentation says, net_connections() needs root, so the lab asks for its
+    own process's, as any learner may: that list misses connections no process holds a
+    descriptor for, one not accepted yet or one in TIME-WAIT.
     """
+    return platforms.current() == "darwin"
+
+
+def _connections():
+    """psutil's TCP connections: the whole system's, or this process's own (see above)."""
     psutil = _psutil()
     try:
-        if platforms.current() == "darwin":
+        if lists_this_process_only():
             return psutil.Process().net_connections(kind="tcp")
         return psutil.net_connections(kind="tcp")
     except Exception as error:  # psutil.AccessDenied where this user may not list them
